@@ -1,0 +1,60 @@
+"""Watchlist: the `flask watchlist` commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+from flask import Blueprint
+
+from optscan.extensions import services
+from optscan.watchlist import InvalidSymbol, UnknownSymbol
+
+bp = Blueprint("watchlist", __name__, cli_group="watchlist")
+
+
+def _apply(change: Callable[[], list[str]], verb: str) -> None:
+    try:
+        changed = change()
+    except (InvalidSymbol, UnknownSymbol) as exc:
+        click.echo(f"Error: {exc.args[0] if exc.args else exc}. Nothing was changed.", err=True)
+        sys.exit(2)
+    click.echo(f"{verb}: {' '.join(changed)}" if changed else f"{verb}: nothing")
+
+
+@bp.cli.command("list")
+def list_command() -> None:
+    """List the watchlist's symbols with their state and note."""
+    for entry in services().watchlist.entries():
+        state = "active" if entry.active else "inactive"
+        click.echo(f"{entry.symbol:<10} {state:<8} {entry.note}".rstrip())
+
+
+@bp.cli.command("add")
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--note", default="", help="A note kept with the symbols.")
+def add_command(symbols: tuple[str, ...], note: str) -> None:
+    """Add symbols to the watchlist (active)."""
+    _apply(lambda: services().watchlist.add(symbols, note=note), "Added")
+
+
+@bp.cli.command("remove")
+@click.argument("symbols", nargs=-1, required=True)
+def remove_command(symbols: tuple[str, ...]) -> None:
+    """Remove symbols from the watchlist."""
+    _apply(lambda: services().watchlist.remove(symbols), "Removed")
+
+
+@bp.cli.command("activate")
+@click.argument("symbols", nargs=-1, required=True)
+def activate_command(symbols: tuple[str, ...]) -> None:
+    """Include symbols in scans."""
+    _apply(lambda: services().watchlist.set_active(symbols, True), "Activated")
+
+
+@bp.cli.command("deactivate")
+@click.argument("symbols", nargs=-1, required=True)
+def deactivate_command(symbols: tuple[str, ...]) -> None:
+    """Leave symbols out of scans without removing them."""
+    _apply(lambda: services().watchlist.set_active(symbols, False), "Deactivated")

@@ -1,0 +1,96 @@
+"""The app's clients and services, kept in app.extensions["optscan"]."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+from optscan.locking import ScanLock
+from optscan.market import Clock, MarketCalendar, system_clock
+from optscan.redisserver import connect
+from optscan.results import ResultStore
+from optscan.scanner import ScanEnv
+from optscan.settings import Settings, load_settings
+from optscan.sources import OptionSource, make_source
+from optscan.watchlist import Watchlist
+
+
+class Services:
+    """Build each client once, on first use, from validated settings."""
+
+    def __init__(self, settings: Settings, instance_path: Path, clock: Clock = system_clock):
+        self.settings = settings
+        self.instance_path = instance_path
+        self.clock = clock
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """Return the shared Redis client (starting the embedded server when needed)."""
+        return connect(self.settings.redis_url, self.instance_path)
+
+    @cached_property
+    def watchlist(self) -> Watchlist:
+        """Return the durable watchlist in the instance folder."""
+        return Watchlist(self.instance_path / "watchlist.sqlite3")
+
+    @cached_property
+    def calendar(self) -> MarketCalendar:
+        """Return the NYSE calendar."""
+        return MarketCalendar()
+
+    @cached_property
+    def store(self) -> ResultStore:
+        """Return the results store."""
+        return ResultStore(self.redis, self.settings.redis_prefix)
+
+    @property
+    def lock_key(self) -> str:
+        """Return the Redis key of the one-scan-at-a-time lock."""
+        return f"{self.settings.redis_prefix}scan:lock"
+
+    def new_source(self) -> OptionSource:
+        """Return a fresh source: its per-scan memo must not outlive one scan."""
+        return make_source(self.settings.source, cache_dir=self.instance_path / "yfinance-cache")
+
+    def scan_env(self) -> ScanEnv:
+        """Return what one scan needs, with a fresh source."""
+        return ScanEnv(
+            source=self.new_source(),
+            watchlist=self.watchlist,
+            calendar=self.calendar,
+            rules=self.settings.rules,
+            risk_free_rate=self.settings.risk_free_rate,
+            wide_spread_pct=self.settings.wide_spread_pct,
+            clock=self.clock,
+            store=self.store,
+        )
+
+    def scan_lock(self, holder: dict[str, Any]) -> ScanLock:
+        """Return an untaken scan lock that will describe its holder."""
+        return ScanLock(
+            self.redis, self.lock_key, ttl=self.settings.lock_ttl_seconds, holder=holder
+        )
+
+    def now(self) -> datetime:
+        """Return the injected clock's time."""
+        return self.clock()
+
+
+def init_app(app: Flask) -> None:
+    """Validate the config and attach the services to the app."""
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.extensions["optscan"] = Services(
+        load_settings(app.config),
+        Path(app.instance_path),
+        clock=app.config.get("CLOCK") or system_clock,
+    )
+
+
+def services(app: Flask | None = None) -> Services:
+    """Return the services of the given or current app."""
+    return (app or current_app).extensions["optscan"]

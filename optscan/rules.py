@@ -1,0 +1,107 @@
+"""Selection rules: which analysed contracts are worth selling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from optscan.analytics import call_delta_target
+
+Side = Literal["put", "call"]
+SIDES: tuple[Side, ...] = ("put", "call")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Thresholds for a scan; returns are PERCENT per year, deltas are signed BSM deltas."""
+
+    put_min_return_pct: float = 30.0
+    put_max_delta: float = 0.20  # bound on |delta|: keep puts with delta >= -put_max_delta
+    call_min_return_pct: float = 20.0
+    call_delta_base: float = 0.20
+    call_delta_step: float = 0.04
+    call_delta_cap: float = 0.36
+    call_max_delta: float | None = None  # fixed bound replacing the DTE-growing target
+    horizon_days: int = 28
+    min_open_interest: int = 0
+    min_volume: int = 0
+    max_spread_pct: float | None = None
+
+    def min_return_pct(self, side: Side) -> float:
+        """Return the minimum annualized return, in percent, for a side."""
+        return self.put_min_return_pct if side == "put" else self.call_min_return_pct
+
+    def overridden(
+        self, side: Side, *, min_return_pct: float | None = None, max_delta: float | None = None
+    ) -> Rules:
+        """Return these rules with one run's overrides for a side applied."""
+        rules = self
+        if min_return_pct is not None:
+            field = "put_min_return_pct" if side == "put" else "call_min_return_pct"
+            rules = replace(rules, **{field: float(min_return_pct)})
+        if max_delta is not None:
+            field = "put_max_delta" if side == "put" else "call_max_delta"
+            rules = replace(rules, **{field: abs(float(max_delta))})
+        return rules
+
+    def describe(self, side: Side) -> str:
+        """Return the side's rule in a trader's words."""
+        parts = [f"annualized >= {self.min_return_pct(side):g}%"]
+        if side == "put":
+            parts.append(f"delta >= {-self.put_max_delta:g}")
+        elif self.call_max_delta is not None:
+            parts.append(f"delta <= {self.call_max_delta:g}")
+        else:
+            parts.append(
+                f"delta <= {self.call_delta_base:g} (+{self.call_delta_step:g}/week past 7 days,"
+                f" at most {self.call_delta_cap:g})"
+            )
+        if self.min_open_interest:
+            parts.append(f"OI >= {self.min_open_interest}")
+        if self.min_volume:
+            parts.append(f"volume >= {self.min_volume}")
+        if self.max_spread_pct is not None:
+            parts.append(f"spread <= {self.max_spread_pct:g}%")
+        return ", ".join(parts)
+
+
+def delta_bound(rows: pd.DataFrame, side: Side, rules: Rules) -> np.ndarray:
+    """Return each row's delta bound: a floor for puts, a ceiling for calls."""
+    if side == "put":
+        return np.full(len(rows), -rules.put_max_delta)
+    if rules.call_max_delta is not None:
+        return np.full(len(rows), rules.call_max_delta)
+    return np.asarray(
+        call_delta_target(
+            rows["dte"].to_numpy(dtype=float),
+            base=rules.call_delta_base,
+            step=rules.call_delta_step,
+            cap=rules.call_delta_cap,
+        ),
+        dtype=float,
+    )
+
+
+def select(rows: pd.DataFrame, side: Side, rules: Rules) -> pd.DataFrame:
+    """Return the rows that pass the side's rules; NaN never passes a bound."""
+    if rows.empty:
+        return rows
+    delta = rows["delta"].to_numpy(dtype=float)
+    annualized = rows["annualized_return"].to_numpy(dtype=float)
+    bound = delta_bound(rows, side, rules)
+    # Comparisons with NaN are False, so a contract missing delta or return can never pass.
+    keep = rows["valid"].to_numpy(dtype=bool) & (annualized >= rules.min_return_pct(side))
+    if side == "put":
+        keep &= (delta >= bound) & (delta < 0)
+    else:
+        keep &= (delta <= bound) & (delta > 0)
+    if rules.min_open_interest:
+        keep &= rows["open_interest"].to_numpy(dtype=float) >= rules.min_open_interest
+    if rules.min_volume:
+        keep &= rows["volume"].to_numpy(dtype=float) >= rules.min_volume
+    if rules.max_spread_pct is not None:
+        keep &= rows["spread_pct"].to_numpy(dtype=float) <= rules.max_spread_pct
+    return rows[keep]

@@ -1,0 +1,48 @@
+"""Option-chain sources: live Yahoo (through yfinance) and replays of recorded Yahoo answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    CHAIN_COLUMNS,
+    Chain,
+    EmptyChain,
+    MalformedResponse,
+    NoOptions,
+    OptionSource,
+    Quote,
+    RateLimited,
+    SourceError,
+)
+
+__all__ = [
+    "CHAIN_COLUMNS",
+    "Chain",
+    "EmptyChain",
+    "MalformedResponse",
+    "NoOptions",
+    "OptionSource",
+    "Quote",
+    "RateLimited",
+    "SourceError",
+    "SOURCE_SPECS",
+    "make_source",
+]
+
+SOURCE_SPECS = ("yahoo", "yahoo:<base URL>", "replay:<dir>")
+
+
+def make_source(spec: str, *, cache_dir: Path) -> OptionSource:
+    """Return the source a spec names: "yahoo", "yahoo:<base URL>" or "replay:<dir>"."""
+    # Imported here so that a replay-only process never loads yfinance and curl_cffi.
+    kind, colon, argument = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if kind == "yahoo" and bool(colon) == bool(argument):
+        from .yahoo import YahooSource
+
+        return YahooSource(cache_dir, base_url=argument or None)
+    if kind == "replay" and argument:
+        from .replay import ReplaySource
+
+        return ReplaySource(Path(argument))
+    raise ValueError(f"unknown source {spec!r}: expected one of {', '.join(SOURCE_SPECS)}")

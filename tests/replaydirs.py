@@ -1,0 +1,48 @@
+"""Assemble replay directories (<root>/<SYMBOL>/<YYYY-MM-DD>.json) from the recorded fixtures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from optscan.sources.replay import recording_name
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "yahoo-v7"
+
+# Which fixture folder and files make up each named set.
+SETS = {
+    # AAPL, ten expirations recorded Aug-Oct 2025 (two files are the same 2025-10-31 body).
+    "aapl": ("gramistella__yfinance-rs", "options_v7_AAPL*.json"),
+    # Fourteen symbols recorded before the open of 2025-02-24, quotes as of the 2025-02-21
+    # close: bid = ask = 0 nearly everywhere; AAPL also holds the
+    # expired 2022-03-01 (an empty chain) and BTC-USD lists no options at all.
+    "premarket": ("gadicc__node-yahoo-finance2", "options-*.json"),
+    # AAPL recorded 2016-09-06 after the close.
+    "2016": ("pydata__pandas-datareader", "yahoo_options1.json"),
+}
+
+
+def build_replay_dir(dest: Path, name: str) -> Path:
+    """Copy the fixture set `name` into dest in the replay layout and return dest."""
+    if name not in SETS:
+        raise ValueError(f"unknown replay set {name!r}: expected one of {sorted(SETS)}")
+    folder, pattern = SETS[name]
+    dest.mkdir(parents=True, exist_ok=True)
+    sources = sorted((FIXTURES / folder).glob(pattern))
+    if not sources:
+        raise FileNotFoundError(f"no fixture matches {folder}/{pattern}")
+    for source in sources:
+        payload = json.loads(source.read_bytes())
+        result = payload["optionChain"]["result"][0]
+        symbol = result["underlyingSymbol"].upper()
+        options = result["options"]
+        day = datetime.fromtimestamp(options[0]["expirationDate"], UTC).date() if options else None
+        target = dest / symbol / recording_name(day)
+        # Two recordings of one day must be the same answer (they may differ in formatting).
+        if target.exists() and json.loads(target.read_bytes()) != payload:
+            raise ValueError(f"{source.name} and another fixture both claim {target}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return dest

@@ -1,0 +1,194 @@
+"""perform_scan() on recorded chains: rules, per-symbol failures, progress, the store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from optscan.analytics import call_delta_target
+from optscan.market import MarketCalendar
+from optscan.results import ResultStore, is_stale
+from optscan.rules import Rules
+from optscan.scanner import ScanEnv, perform_scan
+from optscan.sources.replay import ReplaySource
+from optscan.watchlist import Watchlist
+from tests.clocks import FrozenClock
+from tests.replaydirs import build_replay_dir
+
+SATURDAY = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)  # 10:00 ET, market closed
+
+
+@pytest.fixture
+def aapl_dir(tmp_path: Path) -> Path:
+    return build_replay_dir(tmp_path / "replay", "aapl")
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, redis_prefix: str) -> ResultStore:
+    return ResultStore(redis_client, redis_prefix)
+
+
+def make_env(
+    root: Path, tmp_path: Path, clock: FrozenClock, store: ResultStore | None, **rules: object
+) -> ScanEnv:
+    return ScanEnv(
+        source=ReplaySource(root),
+        watchlist=Watchlist(tmp_path / "watchlist.sqlite3", seed=("AAPL",)),
+        calendar=MarketCalendar(),
+        rules=Rules(**rules),
+        risk_free_rate=0.045,
+        wide_spread_pct=50.0,
+        clock=clock,
+        store=store,
+    )
+
+
+def raw_chain(root: Path, symbol: str, expiration: str) -> dict:
+    return json.loads((root / symbol / f"{expiration}.json").read_text())["optionChain"]["result"][
+        0
+    ]
+
+
+def test_put_scan_keeps_only_contracts_that_pass_the_rules(
+    aapl_dir: Path, tmp_path: Path, clock: FrozenClock, store: ResultStore
+) -> None:
+    result = perform_scan(force=True, env=make_env(aapl_dir, tmp_path, clock, store))
+    assert result.success, result.message
+    report = result.symbols["AAPL"]
+    assert report.status == "ok"
+    # Nearest recording: captured 2025-08-15 16:00 ET, when the 08-15 expiry ends; horizon 28 days.
+    assert report.expirations == ["2025-08-22", "2025-08-29", "2025-09-05", "2025-09-12"]
+    assert result.matches, "the recorded AAPL chains hold puts that pass 30 % / -0.20"
+    for match in result.matches:
+        assert match["side"] == "put"
+        assert match["annualized_return"] >= 30.0
+        assert -0.20 <= match["delta"] < 0
+        assert match["bid"] > 0
+        raw = raw_chain(aapl_dir, "AAPL", match["expiration"])
+        recorded = next(p for p in raw["options"][0]["puts"] if p["strike"] == match["strike"])
+        assert match["bid"] == recorded["bid"] and match["ask"] == recorded["ask"]
+        # Annualized return by hand: bid / strike * 365 / DTE, in percent.
+        expected = recorded["bid"] / recorded["strike"] * 365 / max(match["dte"], 1) * 100
+        assert match["annualized_return"] == pytest.approx(expected, rel=1e-12)
+        assert match["breakeven"] == pytest.approx(recorded["strike"] - recorded["bid"])
+    assert result.counts()["matches"] == len(result.matches) == report.matches
+    assert report.contracts > len(result.matches)
+
+
+def test_call_scan_uses_the_delta_target_that_grows_with_dte(
+    aapl_dir: Path, tmp_path: Path, clock: FrozenClock
+) -> None:
+    result = perform_scan(side="call", force=True, env=make_env(aapl_dir, tmp_path, clock, None))
+    assert result.success
+    assert result.matches
+    for match in result.matches:
+        assert match["side"] == "call"
+        assert match["annualized_return"] >= 20.0
+        assert 0 < match["delta"] <= float(call_delta_target(match["dte"])) + 1e-12
+        assert match["otm_pct"] > -5  # low-delta calls sit near or above the money
+
+
+def test_pre_market_chains_without_bids_yield_no_matches(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    root = build_replay_dir(tmp_path / "replay", "premarket")
+    env = make_env(root, tmp_path, clock, None, put_min_return_pct=0.0, put_max_delta=1.0)
+    result = perform_scan(["AAPL", "AMZN", "GOOG"], force=True, env=env)
+    assert result.success
+    assert result.counts()["contracts"] > 0
+    # Even with the loosest rules, a zero bid never passes (the origin app let delta=1 through).
+    assert result.matches == []
+
+
+def test_a_failing_symbol_is_reported_and_the_scan_goes_on(
+    tmp_path: Path, clock: FrozenClock, store: ResultStore
+) -> None:
+    root = build_replay_dir(tmp_path / "replay", "premarket")
+    env = make_env(root, tmp_path, clock, store)
+    seen: list[tuple[int, int, str, int]] = []
+    result = perform_scan(
+        ["BTC-USD", "NOPE", "AAPL"],
+        force=True,
+        env=env,
+        progress=lambda i, n, s, m: seen.append((i, n, s, len(m))),
+    )
+    assert result.success
+    assert result.symbols["BTC-USD"].status == "no_options"
+    assert result.symbols["NOPE"].status not in ("ok", "partial")
+    assert "NOPE" in (result.symbols["NOPE"].error or "")
+    assert result.symbols["AAPL"].status == "ok"
+    assert [(i, n, s) for i, n, s, _ in seen] == [(1, 3, "BTC-USD"), (2, 3, "NOPE"), (3, 3, "AAPL")]
+    assert "Failed: BTC-USD, NOPE" in result.message
+    assert store.last("put")["counts"]["failed"] == 2
+
+
+def test_a_failed_scan_never_replaces_the_last_good_one(
+    aapl_dir: Path, tmp_path: Path, clock: FrozenClock, store: ResultStore
+) -> None:
+    env = make_env(aapl_dir, tmp_path, clock, store)
+    good = perform_scan(force=True, env=env)
+    assert good.success and good.saved
+    before = store.last("put")
+    assert before["matches"] == json.loads(json.dumps(good.to_dict()))["matches"]
+
+    failed = perform_scan(["MSFT", "NVDA"], force=True, env=env)
+    assert not failed.success
+    assert "previous results are kept" in failed.message
+    assert store.last("put") == before
+    assert store.last_attempt("put")["success"] is False
+
+    interrupted = perform_scan(force=True, env=env, should_continue=lambda: False)
+    assert interrupted.interrupted and not interrupted.success
+    assert store.last("put") == before
+
+
+def test_market_closed_refuses_unless_forced_and_names_the_next_open(
+    aapl_dir: Path, tmp_path: Path, store: ResultStore
+) -> None:
+    env = make_env(aapl_dir, tmp_path, FrozenClock(SATURDAY), store)
+    refused = perform_scan(env=env)
+    assert refused.refused == "market_closed" and not refused.success
+    assert "2026-11-23 09:30 ET" in refused.message
+    assert store.last("put") is None and store.last_attempt("put") is None
+    assert perform_scan(env=env, force=True).success
+
+
+def test_scan_uses_the_active_watchlist(aapl_dir: Path, tmp_path: Path, clock: FrozenClock) -> None:
+    env = make_env(aapl_dir, tmp_path, clock, None)
+    env.watchlist.add(["MSFT"])
+    env.watchlist.set_active(["AAPL"], False)
+    result = perform_scan(force=True, env=env)
+    assert list(result.symbols) == ["MSFT"]
+    env.watchlist.set_active(["MSFT"], False)
+    assert perform_scan(force=True, env=env).refused == "no_symbols"
+
+
+def test_overridden_rules_apply_to_one_run(
+    aapl_dir: Path, tmp_path: Path, clock: FrozenClock
+) -> None:
+    env = make_env(aapl_dir, tmp_path, clock, None)
+    loose = env.rules.overridden("put", min_return_pct=5, max_delta=0.4)
+    wide = perform_scan(force=True, env=env, rules=loose)
+    strict = perform_scan(force=True, env=env)
+    assert len(wide.matches) > len(strict.matches)
+    assert min(m["delta"] for m in wide.matches) < -0.20
+    assert all(m["delta"] >= -0.4 for m in wide.matches)
+
+
+def test_stale_results_are_marked_not_deleted() -> None:
+    result = {"finished_at": datetime(2026, 11, 23, 15, 0, tzinfo=UTC).isoformat()}
+    assert not is_stale(result, datetime(2026, 11, 23, 15, 59, tzinfo=UTC), 60)
+    assert is_stale(result, datetime(2026, 11, 23, 16, 1, tzinfo=UTC), 60)
+
+
+def test_invalid_side_is_refused(aapl_dir: Path, tmp_path: Path, clock: FrozenClock) -> None:
+    with pytest.raises(ValueError, match="side must be one of put, call"):
+        perform_scan(side="straddle", env=make_env(aapl_dir, tmp_path, clock, None))  # type: ignore[arg-type]
+
+
+def test_expirations_are_dated_in_new_york(aapl_dir: Path) -> None:
+    assert ReplaySource(aapl_dir).expirations("AAPL")[0] == date(2025, 8, 15)

@@ -1,0 +1,351 @@
+"""A local stand-in for Yahoo Finance that serves a replay directory the way Yahoo would.
+
+It answers what yfinance asks for: /v7/finance/options/SYMBOL[?date=epoch] (the recorded raw
+body; without a date the front recording; for a day not recorded, Yahoo's empty answer for
+that day), the cookie page (fc.yahoo.com, here "/") and /v1/test/getcrumb. Point a
+YahooSource at it with base_url=emulator.base_url.
+
+Latency (fixed or jittered) and faults (429, 500, 404, hang, dropped connection, truncated
+or non-JSON or non-v7 bodies), by path pattern, expiration and count, make it usable for
+error, retry and benchmark tests. Every request is recorded in `hits`.
+
+    with YahooEmulator(build_replay_dir(tmp_path, "aapl"), latency=(0.05, 0.15)) as yahoo:
+        yahoo.inject("429", path="/AAPL$", times=2)
+        ...
+        assert yahoo.count("/v7/finance/options/AAPL", date=None) == 1
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from optscan.sources.base import SourceError
+from optscan.sources.replay import ReplaySource
+from optscan.sources.v7 import expiration_date, expiration_epoch
+
+OPTIONS_PREFIX = "/v7/finance/options/"
+CRUMB_PATH = "/v1/test/getcrumb"
+COOKIE_PATH = "/"  # fc.yahoo.com, once a YahooSession has moved it under base_url
+CRUMB = "emulatorCrumb0"
+
+FAULT_KINDS = ("429", "500", "404", "hang", "drop", "truncated", "html", "not_v7")
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()  # matches any date, including none
+
+
+@dataclass
+class Hit:
+    """One request the emulator received."""
+
+    path: str
+    date: int | None
+    crumb: str | None
+    status: int  # -1 while being answered, 0 when the emulator hung or dropped the connection
+    fault: str | None
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass
+class Fault:
+    """A fault served to requests whose path matches `path` (a regex, searched) and `date`."""
+
+    kind: str
+    path: re.Pattern[str]
+    date: Any = ANY
+    times: int | None = None  # None: every matching request; else this many more
+    fired: int = 0
+
+    def matches(self, path: str, day: int | None) -> bool:
+        """Return True when the fault applies to this request and has uses left."""
+        if self.times is not None and self.fired >= self.times:
+            return False
+        return bool(self.path.search(path)) and (self.date is ANY or self.date == day)
+
+
+@dataclass
+class _State:
+    faults: list[Fault] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+
+
+class YahooEmulator:
+    """Serve a replay directory as Yahoo's v7 options API on 127.0.0.1 (context manager)."""
+
+    def __init__(
+        self,
+        replay_root: Path,
+        *,
+        latency: float | tuple[float, float] = 0.0,
+        latency_paths: str = OPTIONS_PREFIX,
+        seed: int = 0,
+        require_crumb: bool = True,
+        unknown_symbol: str = "404",
+        hang_seconds: float = 30.0,
+    ):
+        if unknown_symbol not in ("404", "empty"):
+            raise ValueError("unknown_symbol must be '404' or 'empty'")
+        self.replay = ReplaySource(replay_root)
+        self.latency = latency  # seconds, or (low, high) for a uniform jitter
+        self.latency_paths = re.compile(latency_paths)
+        self.require_crumb = require_crumb
+        self.unknown_symbol = unknown_symbol
+        self.hang_seconds = hang_seconds
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._closing = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> YahooEmulator:
+        """Start serving on an ephemeral port."""
+        emulator = self
+
+        class Handler(_Handler):
+            owner = emulator
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and release any hung request."""
+        self._closing.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> YahooEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        """Return http://127.0.0.1:<port>, what YahooSource(base_url=...) takes."""
+        assert self._server is not None, "start() the emulator first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- faults and counts -----------------------------------------------------------------
+
+    def inject(
+        self, kind: str, *, path: str = OPTIONS_PREFIX, date: Any = ANY, times: int | None = None
+    ) -> Fault:
+        """Serve `kind` to matching requests (`times` of them, or all while it is in place)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}: expected one of {FAULT_KINDS}")
+        fault = Fault(kind, re.compile(path), date, times)
+        with self._lock:
+            self._state.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        with self._lock:
+            self._state.faults.clear()
+
+    @property
+    def hits(self) -> list[Hit]:
+        """Return a copy of the requests received so far."""
+        with self._lock:
+            return list(self._state.hits)
+
+    def count(self, path: str | None = None, *, date: Any = ANY) -> int:
+        """Return how many requests had exactly this path (any if None) and date."""
+        return sum(
+            1
+            for hit in self.hits
+            if (path is None or hit.path == path) and (date is ANY or hit.date == date)
+        )
+
+    def counts(self) -> Counter[str]:
+        """Return the number of requests per path."""
+        return Counter(hit.path for hit in self.hits)
+
+    def reset_hits(self) -> None:
+        """Forget the requests received so far."""
+        with self._lock:
+            self._state.hits.clear()
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _delay(self, path: str) -> float:
+        if not self.latency_paths.search(path):
+            return 0.0
+        if isinstance(self.latency, tuple):
+            low, high = self.latency
+            with self._lock:
+                return self._random.uniform(low, high)
+        return float(self.latency)
+
+    def _take_fault(self, path: str, day: int | None) -> str | None:
+        with self._lock:
+            for fault in self._state.faults:
+                if fault.matches(path, day):
+                    fault.fired += 1
+                    return fault.kind
+        return None
+
+    def _record(self, hit: Hit) -> None:
+        with self._lock:
+            self._state.hits.append(hit)
+
+    def _options_body(self, symbol: str, day: int | None) -> tuple[int, bytes]:
+        try:
+            front = self.replay.front_path(symbol)
+            if not front.exists():
+                raise SourceError(symbol, "not recorded")
+        except SourceError:
+            if self.unknown_symbol == "empty":
+                return 200, _json({"optionChain": {"result": [], "error": None}})
+            return 404, _json(_finance_error("Not Found", "No data found, symbol may be delisted"))
+        if day is None:
+            return 200, front.read_bytes()
+        recorded = self.replay.path_for(symbol, expiration_date(day))
+        if recorded is not None and expiration_epoch(expiration_date(day)) == day:
+            return 200, recorded.read_bytes()
+        # What Yahoo sends for a day it lists nothing on (as recorded for AAPL 2022-03-01):
+        # the usual answer with an empty chain for that day. A symbol without options gets
+        # its answer without options.
+        payload = json.loads(front.read_bytes())
+        result = payload["optionChain"]["result"][0]
+        if result.get("options"):
+            result["options"] = [
+                {"expirationDate": day, "hasMiniOptions": False, "calls": [], "puts": []}
+            ]
+        return 200, _json(payload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: YahooEmulator
+    protocol_version = "HTTP/1.1"
+    server_version = "YahooEmulator/1"
+    # Headers and body leave in one segment: unbuffered small writes meet Nagle's algorithm
+    # and the client's delayed ACK, ~40 ms per request on loopback.
+    wbufsize = 64 * 1024
+
+    def setup(self) -> None:
+        """Disable Nagle's algorithm on the connection."""
+        super().setup()
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Keep test output quiet."""
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        """Answer one request as Yahoo would, after any latency and fault."""
+        owner = self.owner
+        arrived = time.monotonic()
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        path = parts.path
+        try:
+            day = int(query["date"][0]) if "date" in query else None
+        except ValueError:
+            day = -1  # Yahoo would refuse it; nothing recorded matches it either
+        crumb = query.get("crumb", [None])[0]
+
+        delay = owner._delay(path)
+        if delay and owner._closing.wait(delay):
+            return
+        fault = owner._take_fault(path, day)
+        hit = Hit(path, day, crumb, -1, fault, arrived)
+        owner._record(hit)  # on arrival, so that a hung request is counted while it hangs
+        hit.status = self._answer(path, day, crumb, fault)
+
+    def _answer(self, path: str, day: int | None, crumb: str | None, fault: str | None) -> int:
+        owner = self.owner
+        if fault == "hang":
+            owner._closing.wait(owner.hang_seconds)
+            self.close_connection = True
+            return 0
+        if fault == "drop":
+            self.close_connection = True
+            return 0
+        if fault == "429":
+            return self._send(429, b"Too Many Requests\r\n", "text/plain;charset=utf-8")
+        if fault == "500":
+            body = _finance_error("Internal Server Error", "Emulated internal error")
+            return self._send(500, _json(body))
+        if fault == "404":
+            body = _finance_error("Not Found", "No data found, symbol may be delisted")
+            return self._send(404, _json(body))
+        if fault == "html":
+            return self._send(200, b"<html><body>Will be right back</body></html>", "text/html")
+        if fault == "not_v7":
+            return self._send(200, _json({"finance": {"result": None, "error": None}}))
+
+        if path == COOKIE_PATH:
+            # fc.yahoo.com answers 404 and sets the A3 cookie yfinance wants.
+            return self._send(
+                404,
+                b"Not Found",
+                "text/plain",
+                {"Set-Cookie": "A3=emulator; Max-Age=31536000; Path=/; HttpOnly"},
+            )
+        if path == CRUMB_PATH:
+            return self._send(200, CRUMB.encode(), "text/plain;charset=utf-8")
+        if not path.startswith(OPTIONS_PREFIX):
+            return self._send(404, b"Not Found", "text/plain")
+        if owner.require_crumb and crumb != CRUMB:
+            return self._send(401, _json(_finance_error("Unauthorized", "Invalid Crumb")))
+        status, body = owner._options_body(path[len(OPTIONS_PREFIX) :], day)
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        return self._send(status, body)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json;charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        return status
+
+
+def _finance_error(code: str, description: str) -> dict:
+    return {"finance": {"result": None, "error": {"code": code, "description": description}}}
+
+
+def _json(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
