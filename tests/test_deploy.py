@@ -1,0 +1,123 @@
+"""The systemd units: they verify, and the timer fires every 15 minutes of New York market hours."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from optscan.blueprints.scans import EXIT_BUSY, EXIT_MARKET_CLOSED
+from tests.debian import ensure_command
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = ROOT / "deploy" / "systemd"
+
+
+@pytest.fixture(scope="module")
+def systemd_analyze() -> str:
+    return ensure_command("systemd-analyze", "systemd")
+
+
+def read_unit(name: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string((UNITS / name).read_text())
+    return parser
+
+
+def test_units_verify_cleanly(systemd_analyze: str, tmp_path: Path) -> None:
+    # The units name /opt/optscan; verify checks that ExecStart binaries exist, so point
+    # them at this checkout's virtualenv.
+    venv_bin = Path(sys.executable).parent
+    for unit in UNITS.iterdir():
+        text = unit.read_text().replace("/opt/optscan/.venv/bin", str(venv_bin))
+        (tmp_path / unit.name).write_text(text.replace("/opt/optscan", str(ROOT)))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["optscan-scan.service", "optscan-scan.timer", "optscan-web.service"]
+    proc = subprocess.run(
+        [systemd_analyze, "verify", *names],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # verify exits 0 even for values it ignores, so any output at all is a failure.
+    assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", (
+        proc.stdout + proc.stderr
+    )
+
+
+def test_scan_unit_treats_closed_and_busy_as_success() -> None:
+    unit = read_unit("optscan-scan.service")
+    codes = {int(c) for c in unit.get("Service", "SuccessExitStatus").split()}
+    assert codes == {EXIT_MARKET_CLOSED, EXIT_BUSY}
+    assert unit.get("Service", "Type") == "oneshot"
+    assert unit.get("Service", "ExecStart").endswith("flask --app optscan scan")
+
+
+def test_services_are_sandboxed() -> None:
+    for name in ("optscan-web.service", "optscan-scan.service"):
+        service = read_unit(name)["Service"]
+        assert service["User"] == "optscan"
+        assert service["NoNewPrivileges"] == "yes"
+        assert service["ProtectSystem"] == "strict"
+        assert service["ReadWritePaths"] == "/var/lib/optscan"
+        assert service["EnvironmentFile"] == "/etc/optscan/optscan.env"
+    web = read_unit("optscan-web.service")["Service"]
+    assert web["Restart"] == "on-failure"
+    assert "gunicorn -c /opt/optscan/gunicorn.conf.py wsgi:app" in web["ExecStart"]
+
+
+def timer_fires(systemd_analyze: str, base: str, iterations: int) -> list[datetime]:
+    text = (UNITS / "optscan-scan.timer").read_text()
+    expressions = re.findall(r"^OnCalendar=(.+)$", text, flags=re.M)
+    assert len(expressions) == 3
+    fires: set[datetime] = set()
+    for expression in expressions:
+        proc = subprocess.run(
+            [
+                systemd_analyze,
+                "calendar",
+                f"--iterations={iterations}",
+                f"--base-time={base}",
+                expression,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        for stamp in re.findall(r"(?:Next elapse|Iter\. #\d+): \w{3} (\S+ \S+) UTC", proc.stdout):
+            fires.add(datetime.fromisoformat(stamp))
+    return sorted(fires)
+
+
+@pytest.mark.parametrize(
+    ("base", "day", "first", "last"),
+    [
+        # Winter (EST, UTC-5): 09:30 ET is 14:30 UTC.
+        ("2026-11-30 00:00:00 UTC", "2026-11-30", "14:30", "21:00"),
+        # Summer (EDT, UTC-4): 09:30 ET is 13:30 UTC.
+        ("2026-07-06 00:00:00 UTC", "2026-07-06", "13:30", "20:00"),
+    ],
+)
+def test_timer_fires_every_15_minutes_of_market_hours_in_new_york(
+    systemd_analyze: str, base: str, day: str, first: str, last: str
+) -> None:
+    fires = [f for f in timer_fires(systemd_analyze, base, 40) if f.date().isoformat() == day]
+    assert len(fires) == 27, fires  # 09:30 to 16:00 inclusive, every 15 minutes
+    assert fires[0].strftime("%H:%M") == first and fires[-1].strftime("%H:%M") == last
+    gaps = {(b - a).total_seconds() for a, b in zip(fires, fires[1:], strict=False)}
+    assert gaps == {900.0}
+
+
+def test_timer_is_silent_on_weekends(systemd_analyze: str) -> None:
+    fires = timer_fires(systemd_analyze, "2026-11-27 22:00:00 UTC", 30)  # Friday after the close
+    assert fires and fires[0].date().isoformat() == "2026-11-30"  # next fire is Monday
+    assert all(f.weekday() < 5 for f in fires)
