@@ -10,13 +10,15 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 
+from optscan.events import ScanEvents
 from optscan.locking import ScanLock
 from optscan.market import Clock, MarketCalendar, system_clock
+from optscan.ratelimit import RedisTokenBucket
 from optscan.redisserver import connect
 from optscan.results import ResultStore
 from optscan.scanner import ScanEnv
 from optscan.settings import Settings, load_settings
-from optscan.sources import OptionSource, make_source
+from optscan.sources import FetchPolicy, OptionSource, make_source
 from optscan.watchlist import Watchlist
 
 
@@ -48,14 +50,47 @@ class Services:
         """Return the results store."""
         return ResultStore(self.redis, self.settings.redis_prefix)
 
+    @cached_property
+    def events(self) -> ScanEvents:
+        """Return the scan-event publisher and state snapshot."""
+        return ScanEvents(self.redis, self.settings.redis_prefix)
+
     @property
     def lock_key(self) -> str:
         """Return the Redis key of the one-scan-at-a-time lock."""
         return f"{self.settings.redis_prefix}scan:lock"
 
+    @cached_property
+    def yahoo_limiter(self) -> RedisTokenBucket:
+        """Return the Yahoo request bucket shared through Redis by every optscan process."""
+        return RedisTokenBucket(
+            self.redis,
+            f"{self.settings.redis_prefix}yahoo:bucket",
+            rate=self.settings.yahoo_rate_per_second,
+            burst=self.settings.yahoo_burst,
+        )
+
+    def fetch_policy(self) -> FetchPolicy:
+        """Return the configured pacing, retries and circuit breaker for Yahoo requests."""
+        settings = self.settings
+        return FetchPolicy(
+            limiter=self.yahoo_limiter,
+            max_retries=settings.yahoo_max_retries,
+            backoff_base=settings.yahoo_backoff_base_seconds,
+            backoff_cap=settings.yahoo_backoff_cap_seconds,
+            breaker_threshold=settings.yahoo_breaker_threshold,
+            breaker_pause=settings.yahoo_breaker_pause_seconds,
+        )
+
     def new_source(self) -> OptionSource:
-        """Return a fresh source: its per-scan memo must not outlive one scan."""
-        return make_source(self.settings.source, cache_dir=self.instance_path / "yfinance-cache")
+        """Return a fresh source: its per-scan memo and circuit breaker must not outlive a scan."""
+        live = self.settings.source.startswith("yahoo")
+        return make_source(
+            self.settings.source,
+            cache_dir=self.instance_path / "yfinance-cache",
+            timeout=self.settings.fetch_timeout_seconds,
+            policy=self.fetch_policy() if live else None,
+        )
 
     def scan_env(self) -> ScanEnv:
         """Return what one scan needs, with a fresh source."""
@@ -68,6 +103,7 @@ class Services:
             wide_spread_pct=self.settings.wide_spread_pct,
             clock=self.clock,
             store=self.store,
+            concurrency=self.settings.scan_concurrency,
         )
 
     def scan_lock(self, holder: dict[str, Any]) -> ScanLock:

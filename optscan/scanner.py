@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -61,6 +66,7 @@ class ScanEnv:
     wide_spread_pct: float  # percent of mid
     clock: Clock
     store: ResultStore | None = None
+    concurrency: int = 1  # source calls under way at once; 1: all in the calling thread
 
 
 @dataclass
@@ -159,21 +165,43 @@ def match_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def scan_symbol(
-    symbol: str, side: Side, env: ScanEnv, rules: Rules
-) -> tuple[SymbolReport, list[dict[str, Any]], datetime | None]:
-    """Scan one symbol's expirations within the horizon; never raise for a data problem."""
+@dataclass(frozen=True)
+class _ChainOutcome:
+    """One expiration's analysed chain, or why there is none."""
+
+    expiration: date
+    as_of: datetime | None = None  # the chain's capture time
+    contracts: int = 0
+    selected: pd.DataFrame | None = None  # the rows that pass the rules
+    kind: str | None = None  # a SourceError kind when the expiration failed
+    message: str | None = None
+
+
+@dataclass
+class _OpenSymbol:
+    """A symbol whose quote and expirations are known, waiting for its chains."""
+
+    report: SymbolReport
+    as_of: datetime
+    wanted: list[date]
+    outcomes: dict[date, _ChainOutcome] = field(default_factory=dict)
+
+
+def _open_symbol(
+    symbol: str, env: ScanEnv, rules: Rules
+) -> tuple[SymbolReport, datetime | None, list[date]]:
+    """Return the symbol's report, quote time and expirations to scan (time None: failed)."""
     report = SymbolReport()
     try:
         quote = env.source.quote(symbol)
         expirations = env.source.expirations(symbol)
     except SourceError as exc:
         report.status, report.error = exc.kind, exc.message
-        return report, [], None
+        return report, None, []
     except Exception as exc:  # noqa: BLE001 - one symbol's surprise must not end the scan
         log.exception("scan of %s failed", symbol)
         report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
-        return report, [], None
+        return report, None, []
     report.price, report.as_of = quote.price, quote.as_of.isoformat()
     wanted = [
         e
@@ -181,27 +209,49 @@ def scan_symbol(
         if 0 <= calendar_dte(quote.as_of, e) <= rules.horizon_days
         and years_to_expiry(quote.as_of, e) > 0
     ]
-    frames, failures, latest = [], [], quote.as_of
+    return report, quote.as_of, wanted
+
+
+def _scan_expiration(
+    symbol: str, expiration: date, side: Side, env: ScanEnv, rules: Rules
+) -> _ChainOutcome:
+    """Fetch, analyse and screen one expiration; never raise for a data problem."""
+    try:
+        chain = env.source.chain(symbol, expiration)
+        rows = analyze_chain(
+            chain,
+            side,
+            risk_free_rate=env.risk_free_rate,
+            wide_spread_pct=env.wide_spread_pct,
+        )
+    except SourceError as exc:
+        return _ChainOutcome(expiration, kind=exc.kind, message=exc.message)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("scan of %s %s failed", symbol, expiration)
+        return _ChainOutcome(
+            expiration, kind="error", message=f"unexpected error ({type(exc).__name__})"
+        )
+    return _ChainOutcome(expiration, chain.quote.as_of, len(rows), select(rows, side, rules))
+
+
+def _close_symbol(
+    report: SymbolReport,
+    as_of: datetime,
+    wanted: list[date],
+    outcomes: dict[date, _ChainOutcome],
+) -> tuple[SymbolReport, list[dict[str, Any]], datetime | None]:
+    """Combine a symbol's expirations, nearest first, into its report and matches."""
+    frames, failures, latest = [], [], as_of
     for expiration in wanted:
-        try:
-            chain = env.source.chain(symbol, expiration)
-            rows = analyze_chain(
-                chain,
-                side,
-                risk_free_rate=env.risk_free_rate,
-                wide_spread_pct=env.wide_spread_pct,
-            )
-        except SourceError as exc:
-            failures.append((expiration, exc.kind, exc.message))
+        outcome = outcomes[expiration]
+        if outcome.kind is not None:
+            failures.append((expiration, outcome.kind, outcome.message))
             continue
-        except Exception as exc:  # noqa: BLE001
-            log.exception("scan of %s %s failed", symbol, expiration)
-            failures.append((expiration, "error", f"unexpected error ({type(exc).__name__})"))
-            continue
-        latest = max(latest, chain.quote.as_of)
+        assert outcome.as_of is not None and outcome.selected is not None
+        latest = max(latest, outcome.as_of)
         report.expirations.append(expiration.isoformat())
-        report.contracts += len(rows)
-        frames.append(select(rows, side, rules))
+        report.contracts += outcome.contracts
+        frames.append(outcome.selected)
     if failures and len(failures) == len(wanted):
         report.status, report.error = failures[0][1], failures[0][2]
         return report, [], None
@@ -211,6 +261,179 @@ def scan_symbol(
     matches = match_records(pd.concat(frames)) if frames else []
     report.matches = len(matches)
     return report, matches, latest
+
+
+def scan_symbol(
+    symbol: str, side: Side, env: ScanEnv, rules: Rules
+) -> tuple[SymbolReport, list[dict[str, Any]], datetime | None]:
+    """Scan one symbol's expirations within the horizon, one after another; never raise for
+    a data problem."""
+    report, as_of, wanted = _open_symbol(symbol, env, rules)
+    if as_of is None:
+        return report, [], None
+    outcomes = {e: _scan_expiration(symbol, e, side, env, rules) for e in wanted}
+    return _close_symbol(report, as_of, wanted, outcomes)
+
+
+# What a finished symbol hands back: its report, matches and latest capture time.
+SymbolDone = Callable[[str, tuple[SymbolReport, list[dict[str, Any]], datetime | None]], None]
+
+
+class _Workers:
+    """Run calls on `size` long-lived threads (greenlets once gevent has patched threading).
+
+    Long-lived, so that each keeps its own HTTP connection alive across requests (curl_cffi
+    holds one curl handle per thread, per greenlet under gevent).
+    """
+
+    def __init__(self, size: int):
+        _reserve_hub_threads(size)
+        self._calls: queue.Queue[tuple[Any, Callable[[], Any]] | None] = queue.Queue()
+        self._results: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"optscan-scan-{n}", daemon=True)
+            for n in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, tag: Any, call: Callable[[], Any]) -> None:
+        """Queue a call; its result comes back from next_result() with its tag."""
+        self._calls.put((tag, call))
+
+    def next_result(self) -> tuple[Any, Any]:
+        """Wait for the next finished call and return (tag, result)."""
+        return self._results.get()
+
+    def close(self) -> None:
+        """Let every worker finish its current call and stop; do not wait for them."""
+        for _ in self._threads:
+            self._calls.put(None)
+
+    def _work(self) -> None:
+        while (item := self._calls.get()) is not None:
+            tag, call = item
+            try:
+                outcome = call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises
+                self._results.put((tag, exc))
+                return
+            self._results.put((tag, outcome))
+
+
+class _Inline:
+    """Run each call in the calling thread when it is submitted (a scan without concurrency)."""
+
+    def __init__(self) -> None:
+        self._done: deque[tuple[Any, Any]] = deque()
+
+    def submit(self, tag: Any, call: Callable[[], Any]) -> None:
+        """Run the call now and keep its result for next_result()."""
+        self._done.append((tag, call()))
+
+    def next_result(self) -> tuple[Any, Any]:
+        """Return the oldest (tag, result)."""
+        return self._done.popleft()
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+def _reserve_hub_threads(workers: int) -> None:
+    # Under gevent each in-flight libcurl transfer holds a thread of the hub's pool (see
+    # YahooSession); the pool also resolves host names. Make room for every worker and a spare
+    # few, or the workers beyond the pool's size (10 by default) would queue for a thread.
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return
+    import gevent
+
+    pool = gevent.get_hub().threadpool
+    if pool.maxsize < workers + 2:
+        pool.maxsize = workers + 2
+
+
+def scan_symbols(
+    symbols: list[str],
+    side: Side,
+    env: ScanEnv,
+    rules: Rules,
+    on_done: SymbolDone,
+    should_continue: Callable[[], bool] | None = None,
+) -> bool:
+    """Scan symbols with up to env.concurrency calls to the source at once; return whether
+    should_continue stopped the scan.
+
+    The calling thread schedules: it hands the workers a symbol's first call (quote and
+    expirations), then that symbol's expirations, which go before any further symbol so that
+    symbols finish one after another. on_done runs in the calling thread as each symbol
+    finishes, in finishing order. should_continue is asked before the first symbol and after
+    each finished one; when it says stop, calls under way are abandoned and their symbols
+    stay pending.
+    """
+    concurrency = env.concurrency
+    workers: _Workers | _Inline = _Workers(concurrency) if concurrency > 1 else _Inline()
+    pending = deque(symbols)
+    ready: deque[tuple[str, date]] = deque()
+    opened: dict[str, _OpenSymbol] = {}
+    in_flight = 0
+    opening = 0  # symbols whose first call is under way
+    symbols_opened = expirations_seen = 0
+    check_due = True
+    try:
+        while True:
+            if check_due:
+                check_due = False
+                more = pending or ready or in_flight
+                if more and should_continue is not None and not should_continue():
+                    return True
+            while in_flight < concurrency and (ready or pending):
+                # Expirations first, so that symbols finish one after another; but open the
+                # next symbol early when the expirations at hand and those the symbols being
+                # opened will bring (at the average so far) would not fill the next round:
+                # otherwise workers idle while a symbol's first answer is awaited.
+                per_symbol = expirations_seen / symbols_opened if symbols_opened else 1.0
+                if ready and (not pending or len(ready) + per_symbol * opening >= concurrency):
+                    symbol, expiration = ready.popleft()
+                    call = partial(_scan_expiration, symbol, expiration, side, env, rules)
+                    workers.submit(("chain", symbol, expiration), call)
+                else:
+                    symbol = pending.popleft()
+                    workers.submit(("open", symbol), partial(_open_symbol, symbol, env, rules))
+                    opening += 1
+                in_flight += 1
+            if in_flight == 0:
+                return False
+            tag, outcome = workers.next_result()
+            in_flight -= 1
+            if isinstance(outcome, BaseException):
+                raise outcome
+            symbol = tag[1]
+            if tag[0] == "open":
+                opening -= 1
+                report, as_of, wanted = outcome
+                symbols_opened += 1
+                expirations_seen += len(wanted)
+                if as_of is None:
+                    on_done(symbol, (report, [], None))
+                    check_due = True
+                elif not wanted:
+                    on_done(symbol, _close_symbol(report, as_of, [], {}))
+                    check_due = True
+                else:
+                    opened[symbol] = _OpenSymbol(report, as_of, wanted)
+                    ready.extend((symbol, expiration) for expiration in wanted)
+                continue
+            state = opened[symbol]
+            state.outcomes[tag[2]] = outcome
+            if len(state.outcomes) == len(state.wanted):
+                del opened[symbol]
+                on_done(
+                    symbol, _close_symbol(state.report, state.as_of, state.wanted, state.outcomes)
+                )
+                check_due = True
+    finally:
+        workers.close()
 
 
 def _refusal(
@@ -242,6 +465,8 @@ def perform_scan(
     """Scan the active watchlist (or the given symbols) and store the result when it completes."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
+    if env.concurrency < 1:
+        raise ValueError(f"env.concurrency must be at least 1, got {env.concurrency!r}")
     rules = rules or env.rules
     now = env.clock()
     if not force and not env.calendar.is_market_open(now):
@@ -269,17 +494,22 @@ def perform_scan(
         symbols={s: SymbolReport() for s in wanted},
     )
     started = time.monotonic()
-    for index, symbol in enumerate(wanted, start=1):
-        if should_continue is not None and not should_continue():
-            result.interrupted = True
-            break
-        report, matches, as_of = scan_symbol(symbol, side, env, rules)
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    def symbol_done(
+        symbol: str, outcome: tuple[SymbolReport, list[dict[str, Any]], datetime | None]
+    ) -> None:
+        report, matches, as_of = outcome
         result.symbols[symbol] = report
-        result.matches.extend(matches)
+        found[symbol] = matches
         if as_of is not None and (result.as_of is None or as_of > result.as_of):
             result.as_of = as_of
         if progress is not None:
-            progress(index, len(wanted), symbol, matches)
+            progress(len(found), len(wanted), symbol, matches)
+
+    result.interrupted = scan_symbols(wanted, side, env, rules, symbol_done, should_continue)
+    # Matches in watchlist order, whatever order the symbols finished in.
+    result.matches = [match for symbol in wanted for match in found.get(symbol, [])]
     result.finished_at = env.clock()
     if result.finished_at < result.started_at:  # replayed or frozen clocks
         result.finished_at = result.started_at

@@ -34,7 +34,19 @@ DEFAULTS: dict[str, Any] = {
     "WIDE_SPREAD_PCT": 50.0,  # percent of mid above which a contract is flagged wide_spread
     "STALE_AFTER_MINUTES": 60,
     "LOCK_TTL_SECONDS": 60,
+    "SSE_HEARTBEAT_SECONDS": 15,  # comment sent on idle streams; keep below proxies' read timeout
+    "SSE_RETRY_MS": 3000,  # browsers' reconnect delay after a dropped stream
     "FETCH_TIMEOUT_SECONDS": 10.0,
+    # Scans and Yahoo pacing (README, Configuration, says why these values). Yahoo publishes
+    # no limits: a 26-symbol scan (~130 requests) takes ~12 s at a steady 10/s.
+    "SCAN_CONCURRENCY": 8,  # source calls in flight at once
+    "YAHOO_RATE_PER_SECOND": 10.0,  # steady requests per second, all processes together
+    "YAHOO_BURST": 20,  # requests that may leave at once after a quiet spell
+    "YAHOO_MAX_RETRIES": 3,  # further attempts after a 429, 5xx, timeout or dropped connection
+    "YAHOO_BACKOFF_BASE_SECONDS": 0.5,  # first retry after 0.25-0.5 s, then doubling...
+    "YAHOO_BACKOFF_CAP_SECONDS": 8.0,  # ...up to 4-8 s
+    "YAHOO_BREAKER_THRESHOLD": 3,  # 429s in a row that pause all requests; 0: never pause
+    "YAHOO_BREAKER_PAUSE_SECONDS": 30.0,
 }
 
 
@@ -58,6 +70,14 @@ class Settings:
     stale_after_minutes: float
     lock_ttl_seconds: int
     fetch_timeout_seconds: float
+    scan_concurrency: int = 8
+    yahoo_rate_per_second: float = 10.0
+    yahoo_burst: int = 20
+    yahoo_max_retries: int = 3
+    yahoo_backoff_base_seconds: float = 0.5
+    yahoo_backoff_cap_seconds: float = 8.0
+    yahoo_breaker_threshold: int = 3
+    yahoo_breaker_pause_seconds: float = 30.0
 
 
 def default_config() -> dict[str, Any]:
@@ -98,6 +118,13 @@ def _number(
     return value
 
 
+def _positive(config: Mapping[str, Any], key: str, *, maximum: float) -> float:
+    value = _number(config, key, minimum=0.0, maximum=maximum)
+    if value <= 0:
+        raise ConfigError(f"OPTSCAN_{key} must be greater than 0, got {value!r}")
+    return float(value)
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate a Flask config mapping and return typed settings, or raise ConfigError."""
     source = config.get("SOURCE")
@@ -134,6 +161,13 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         min_volume=_number(config, "MIN_VOLUME", minimum=0, integer=True),
         max_spread_pct=_number(config, "MAX_SPREAD_PCT", minimum=0.0, optional=True),
     )
+    backoff_base = _number(config, "YAHOO_BACKOFF_BASE_SECONDS", minimum=0.0, maximum=60.0)
+    backoff_cap = _number(config, "YAHOO_BACKOFF_CAP_SECONDS", minimum=0.0, maximum=300.0)
+    if backoff_cap < backoff_base:
+        raise ConfigError(
+            f"OPTSCAN_YAHOO_BACKOFF_CAP_SECONDS ({backoff_cap}) must be >="
+            f" OPTSCAN_YAHOO_BACKOFF_BASE_SECONDS ({backoff_base})"
+        )
     return Settings(
         redis_url=redis_url,
         redis_prefix=prefix,
@@ -144,4 +178,16 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         stale_after_minutes=_number(config, "STALE_AFTER_MINUTES", minimum=0.0),
         lock_ttl_seconds=_number(config, "LOCK_TTL_SECONDS", minimum=5, maximum=3600, integer=True),
         fetch_timeout_seconds=_number(config, "FETCH_TIMEOUT_SECONDS", minimum=0.1, maximum=300.0),
+        scan_concurrency=_number(config, "SCAN_CONCURRENCY", minimum=1, maximum=64, integer=True),
+        yahoo_rate_per_second=_positive(config, "YAHOO_RATE_PER_SECOND", maximum=1000.0),
+        yahoo_burst=_number(config, "YAHOO_BURST", minimum=1, maximum=1000, integer=True),
+        yahoo_max_retries=_number(config, "YAHOO_MAX_RETRIES", minimum=0, maximum=10, integer=True),
+        yahoo_backoff_base_seconds=backoff_base,
+        yahoo_backoff_cap_seconds=backoff_cap,
+        yahoo_breaker_threshold=_number(
+            config, "YAHOO_BREAKER_THRESHOLD", minimum=0, maximum=1000, integer=True
+        ),
+        yahoo_breaker_pause_seconds=_number(
+            config, "YAHOO_BREAKER_PAUSE_SECONDS", minimum=0.0, maximum=3600.0
+        ),
     )

@@ -7,7 +7,13 @@ YahooSource at it with base_url=emulator.base_url.
 
 Latency (fixed or jittered) and faults (429, 500, 404, hang, dropped connection, truncated
 or non-JSON or non-v7 bodies), by path pattern, expiration and count, make it usable for
-error, retry and benchmark tests. Every request is recorded in `hits`.
+error, retry and benchmark tests. Every request is recorded in `hits`. `aliases` serves many
+symbols from one recording (each answer rewritten to name the alias), for scans of any size.
+
+Run in a process of its own (as the benchmarks do, so that it does not share their GIL):
+`python -m tests.yahoo_emulator ROOT --latency 0.1 --alias AAPL=MSFT,NVDA` prints its base
+URL, serves until its stdin closes, and answers GET /_emulator/hits (the hits as JSON) and
+POST /_emulator/reset.
 
     with YahooEmulator(build_replay_dir(tmp_path, "aapl"), latency=(0.05, 0.15)) as yahoo:
         yahoo.inject("429", path="/AAPL$", times=2)
@@ -17,14 +23,17 @@ error, retry and benchmark tests. Every request is recorded in `hits`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +47,7 @@ OPTIONS_PREFIX = "/v7/finance/options/"
 CRUMB_PATH = "/v1/test/getcrumb"
 COOKIE_PATH = "/"  # fc.yahoo.com, once a YahooSession has moved it under base_url
 CRUMB = "emulatorCrumb0"
+CONTROL_PREFIX = "/_emulator/"  # the emulator's own endpoints, never recorded as hits
 
 FAULT_KINDS = ("429", "500", "404", "hang", "drop", "truncated", "html", "not_v7")
 
@@ -98,6 +108,7 @@ class YahooEmulator:
         require_crumb: bool = True,
         unknown_symbol: str = "404",
         hang_seconds: float = 30.0,
+        aliases: Mapping[str, str] | None = None,
     ):
         if unknown_symbol not in ("404", "empty"):
             raise ValueError("unknown_symbol must be '404' or 'empty'")
@@ -107,6 +118,9 @@ class YahooEmulator:
         self.require_crumb = require_crumb
         self.unknown_symbol = unknown_symbol
         self.hang_seconds = hang_seconds
+        # alias -> recorded symbol whose answers it gets, with every symbol field rewritten
+        self.aliases = {a.upper(): t.upper() for a, t in (aliases or {}).items()}
+        self._rewritten: dict[tuple[str, int | None], tuple[int, bytes]] = {}
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._state = _State()
@@ -216,6 +230,22 @@ class YahooEmulator:
             self._state.hits.append(hit)
 
     def _options_body(self, symbol: str, day: int | None) -> tuple[int, bytes]:
+        recorded = self.aliases.get(symbol, symbol)
+        if recorded == symbol:
+            return self._recorded_body(symbol, day)
+        # Recordings do not change while serving: rewrite each answer once per alias.
+        with self._lock:
+            cached = self._rewritten.get((symbol, day))
+        if cached is None:
+            status, body = self._recorded_body(recorded, day)
+            if status == 200:
+                body = self._rewrite(body, recorded, symbol)
+            cached = (status, body)
+            with self._lock:
+                self._rewritten[(symbol, day)] = cached
+        return cached
+
+    def _recorded_body(self, symbol: str, day: int | None) -> tuple[int, bytes]:
         try:
             front = self.replay.front_path(symbol)
             if not front.exists():
@@ -239,6 +269,21 @@ class YahooEmulator:
                 {"expirationDate": day, "hasMiniOptions": False, "calls": [], "puts": []}
             ]
         return 200, _json(payload)
+
+    @staticmethod
+    def _rewrite(body: bytes, recorded: str, alias: str) -> bytes:
+        """Return a recorded answer as it would name `alias` instead of `recorded`."""
+        payload = json.loads(body)
+        for result in payload["optionChain"]["result"]:
+            result["underlyingSymbol"] = alias
+            result["quote"]["symbol"] = alias
+            for option in result.get("options", []):
+                for side in ("calls", "puts"):
+                    for contract in option.get(side, []):
+                        name = contract.get("contractSymbol", "")
+                        if name.startswith(recorded):
+                            contract["contractSymbol"] = alias + name[len(recorded) :]
+        return _json(payload)
 
 
 class _Server(ThreadingHTTPServer):
@@ -270,6 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         path = parts.path
+        if path == CONTROL_PREFIX + "hits":
+            self._send(200, _json({"hits": [asdict(hit) for hit in owner.hits]}))
+            return
         try:
             day = int(query["date"][0]) if "date" in query else None
         except ValueError:
@@ -283,6 +331,15 @@ class _Handler(BaseHTTPRequestHandler):
         hit = Hit(path, day, crumb, -1, fault, arrived)
         owner._record(hit)  # on arrival, so that a hung request is counted while it hangs
         hit.status = self._answer(path, day, crumb, fault)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        """Answer the emulator's own control requests (POST /_emulator/reset)."""
+        if urlsplit(self.path).path == CONTROL_PREFIX + "reset":
+            self.owner.reset_hits()
+            self.owner.clear_faults()
+            self._send(200, _json({"reset": True}))
+        else:
+            self._send(404, b"Not Found", "text/plain")
 
     def _answer(self, path: str, day: int | None, crumb: str | None, fault: str | None) -> int:
         owner = self.owner
@@ -349,3 +406,31 @@ def _finance_error(code: str, description: str) -> dict:
 
 def _json(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a replay directory until stdin closes, printing the base URL first."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.yahoo_emulator", description=main.__doc__
+    )
+    parser.add_argument("root", type=Path, help="replay directory (<root>/<SYMBOL>/<day>.json)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per v7 answer")
+    parser.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="RECORDED=A,B,...",
+        help="serve symbols A, B, ... from RECORDED's recordings",
+    )
+    args = parser.parse_args(argv)
+    aliases = {}
+    for spec in args.alias:
+        recorded, _, names = spec.partition("=")
+        aliases.update({name: recorded for name in names.split(",") if name})
+    with YahooEmulator(args.root, latency=args.latency, aliases=aliases) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or exits)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ from .base import (
     RateLimited,
     SourceError,
 )
+from .policy import FetchPolicy
 
 __all__ = [
     "CHAIN_COLUMNS",
@@ -27,20 +28,26 @@ __all__ = [
     "RateLimited",
     "SourceError",
     "SOURCE_SPECS",
+    "FetchPolicy",
     "make_source",
 ]
 
 SOURCE_SPECS = ("yahoo", "yahoo:<base URL>", "replay:<dir>")
 
 
-def make_source(spec: str, *, cache_dir: Path) -> OptionSource:
-    """Return the source a spec names: "yahoo", "yahoo:<base URL>" or "replay:<dir>"."""
+def make_source(
+    spec: str, *, cache_dir: Path, timeout: float = 10.0, policy: FetchPolicy | None = None
+) -> OptionSource:
+    """Return the source a spec names: "yahoo", "yahoo:<base URL>" or "replay:<dir>".
+
+    timeout (seconds per request) and policy (pacing, retries) apply to the live source only.
+    """
     # Imported here so that a replay-only process never loads yfinance and curl_cffi.
     kind, colon, argument = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if kind == "yahoo" and bool(colon) == bool(argument):
         from .yahoo import YahooSource
 
-        return YahooSource(cache_dir, base_url=argument or None)
+        return YahooSource(cache_dir, base_url=argument or None, timeout=timeout, policy=policy)
     if kind == "replay" and argument:
         from .replay import ReplaySource
 

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime, time
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from .base import CHAIN_COLUMNS, Chain, MalformedResponse, NoOptions, Quote, SourceError
@@ -138,19 +139,31 @@ def parse_expirations(result: dict) -> list[date]:
 
 def chain_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     """Return contracts as a frame of exactly CHAIN_COLUMNS (floats, NaN where Yahoo omits)."""
-    frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows
-    frame = frame.reindex(columns=list(CHAIN_COLUMNS))
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    out["contractSymbol"] = frame["contractSymbol"].astype(str).to_numpy()
+    if isinstance(rows, pd.DataFrame):
+        frame = rows.reindex(columns=list(CHAIN_COLUMNS))
+        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+        out["contractSymbol"] = frame["contractSymbol"].astype(str).to_numpy()
+        for column in _NUMERIC_COLUMNS:
+            out[column] = pd.to_numeric(frame[column], errors="raise").astype("float64").to_numpy()
+        return out
+    # Column by column from the contracts: ~10x faster than a frame of dicts, which matters
+    # when a scan parses a chain per request. float64 arrays turn a missing value into NaN.
+    columns: dict[str, np.ndarray] = {
+        "contractSymbol": np.array([str(row.get("contractSymbol")) for row in rows], dtype=object)
+    }
     for column in _NUMERIC_COLUMNS:
-        out[column] = pd.to_numeric(frame[column], errors="raise").astype("float64").to_numpy()
-    return out
+        columns[column] = np.array([row.get(column) for row in rows], dtype=np.float64)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)), columns=list(CHAIN_COLUMNS))
 
 
 def parse_v7(body: str | bytes | dict, symbol: str) -> V7Answer:
     """Return (quote, expirations, chain or None) of one raw v7 body, checking its shape."""
     symbol = normalise_symbol(symbol)
-    result = result_of(symbol, load_body(symbol, body))
+    return parse_result(symbol, result_of(symbol, load_body(symbol, body)))
+
+
+def parse_result(symbol: str, result: dict) -> V7Answer:
+    """Return (quote, expirations, chain or None) of a result that result_of() has checked."""
     quote = parse_quote(symbol, result["quote"])
     chain = None
     options = result.get("options", [])

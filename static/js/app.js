@@ -1,0 +1,378 @@
+// optscan page script: live scan events, the scan form over fetch(), sorting and filtering.
+// Plain JavaScript, no dependencies, no inline handlers (the page runs under a strict CSP).
+// Without it the page still works: forms post and the server answers with a full page.
+(function () {
+  "use strict";
+
+  document.documentElement.classList.add("js");
+
+  var $ = function (selector, root) { return (root || document).querySelector(selector); };
+  var $$ = function (selector, root) {
+    return Array.prototype.slice.call((root || document).querySelectorAll(selector));
+  };
+
+  function csrfToken() {
+    var meta = $('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function setText(element, text) {
+    if (element) { element.textContent = text; }
+  }
+
+  function plural(count, word) {
+    return count + " " + word + (count === 1 ? "" : "s");
+  }
+
+  // ---------------------------------------------------------------- results table
+
+  function resultsSection() { return $("#results"); }
+  function resultsBody() { return $("#results-table tbody"); }
+
+  function cellKey(row, index, numeric) {
+    var cell = row.cells[index];
+    var raw = cell ? cell.getAttribute("data-v") : "";
+    if (!numeric) { return raw || ""; }
+    var value = parseFloat(raw);
+    return isNaN(value) ? null : value;
+  }
+
+  function sortRows(table, index, direction) {
+    var header = table.tHead.rows[0].cells[index];
+    var numeric = header && header.getAttribute("data-kind") === "number";
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var factor = direction === "descending" ? -1 : 1;
+    rows.sort(function (a, b) {
+      var x = cellKey(a, index, numeric);
+      var y = cellKey(b, index, numeric);
+      // Rows without a value go last whichever way the column is sorted.
+      if (x === null || x === "") { return (y === null || y === "") ? 0 : 1; }
+      if (y === null || y === "") { return -1; }
+      if (numeric) { return (x - y) * factor; }
+      return x.localeCompare(y) * factor;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    $$("th", table.tHead).forEach(function (th, i) {
+      if (i === index) { th.setAttribute("aria-sort", direction); }
+      else { th.removeAttribute("aria-sort"); }
+    });
+    table.setAttribute("data-sort-index", String(index));
+    table.setAttribute("data-sort-dir", direction);
+  }
+
+  function reapplySort(table) {
+    if (!table || !table.hasAttribute("data-sort-index")) { return; }
+    sortRows(table, parseInt(table.getAttribute("data-sort-index"), 10),
+      table.getAttribute("data-sort-dir"));
+  }
+
+  function applyFilter() {
+    var input = $("#symbol-filter");
+    var body = resultsBody();
+    if (!input || !body) { return; }
+    var query = input.value.trim().toUpperCase();
+    var shown = 0;
+    var total = 0;
+    $$("tr", body).forEach(function (row) {
+      var symbol = row.getAttribute("data-symbol") || "";
+      var visible = !query || symbol.indexOf(query) === 0;
+      row.hidden = !visible;
+      total += 1;
+      if (visible) { shown += 1; }
+    });
+    setText($("#filter-count"), query ? shown + " of " + total + " rows" : "");
+    var empty = $("#results-empty");
+    if (empty) { empty.hidden = shown > 0; }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("#results-table th button.sort");
+    if (!button) { return; }
+    var th = button.closest("th");
+    var table = th.closest("table");
+    var index = Array.prototype.indexOf.call(th.parentNode.cells, th);
+    var next = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
+    // Numbers read best largest first on the first click (returns, open interest).
+    if (!th.hasAttribute("aria-sort") && th.getAttribute("data-kind") === "number") {
+      next = "descending";
+    }
+    sortRows(table, index, next);
+  });
+
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.id === "symbol-filter") { applyFilter(); }
+  });
+
+  // ---------------------------------------------------------------- results partial
+
+  function resultsUrl(side) {
+    var section = resultsSection();
+    var base = section ? section.getAttribute("data-results-url") : "/results";
+    return base + "?side=" + encodeURIComponent(side);
+  }
+
+  function markSide(side) {
+    $$("[data-side-link]").forEach(function (link) {
+      if (link.getAttribute("data-side-link") === side) { link.setAttribute("aria-current", "true"); }
+      else { link.removeAttribute("aria-current"); }
+    });
+    $$('#scan-form input[name="side"]').forEach(function (radio) {
+      radio.checked = radio.value === side;
+    });
+  }
+
+  // A partial may carry <template data-oob> parts for elements elsewhere on the page.
+  function swapOutOfBand(root) {
+    if (!root) { return; }
+    $$("template[data-oob]", root).forEach(function (template) {
+      var fresh = template.content.firstElementChild;
+      var current = fresh && fresh.id ? document.getElementById(fresh.id) : null;
+      if (current) { current.replaceWith(fresh); }
+      template.remove();
+    });
+  }
+
+  var resultsRequest = 0;
+
+  function loadResults(side) {
+    var ticket = ++resultsRequest;
+    var oldTable = $("#results-table");
+    var sortIndex = oldTable ? oldTable.getAttribute("data-sort-index") : null;
+    var sortDir = oldTable ? oldTable.getAttribute("data-sort-dir") : null;
+    var filter = $("#symbol-filter") ? $("#symbol-filter").value : "";
+    return fetch(resultsUrl(side), {
+      headers: { "X-Requested-With": "fetch" },
+      credentials: "same-origin",
+    }).then(function (response) {
+      return response.text().then(function (html) {
+        if (ticket !== resultsRequest) { return; } // a newer request won
+        if (!response.ok) { throw new Error("results " + response.status); }
+        var section = resultsSection();
+        if (!section) { return; }
+        section.outerHTML = html;
+        swapOutOfBand(resultsSection());
+        var input = $("#symbol-filter");
+        if (input) { input.value = filter; }
+        var table = $("#results-table");
+        if (table && sortIndex !== null) {
+          table.setAttribute("data-sort-index", sortIndex);
+          table.setAttribute("data-sort-dir", sortDir);
+          reapplySort(table);
+        }
+        applyFilter();
+        markSide(side);
+      });
+    }).catch(function () {
+      setText($("#result-meta"), "The results could not be loaded; reload the page.");
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a[data-side-link]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
+    var section = resultsSection();
+    // While a scan fills the table live, a click elsewhere would hide it: follow the link.
+    if (section && section.getAttribute("data-mode") === "live") { return; }
+    event.preventDefault();
+    var side = link.getAttribute("data-side-link");
+    loadResults(side).then(function () {
+      if (window.history && window.history.replaceState) {
+        window.history.replaceState(null, "", link.getAttribute("href"));
+      }
+    });
+  });
+
+  // ---------------------------------------------------------------- scan form
+
+  function showOutcome(html) {
+    var box = $("#scan-outcome");
+    if (box) { box.innerHTML = html; }
+  }
+
+  function showOutcomeText(text) {
+    var box = $("#scan-outcome");
+    if (!box) { return; }
+    var div = document.createElement("div");
+    div.className = "alert alert-error";
+    div.setAttribute("role", "alert");
+    div.textContent = text;
+    box.replaceChildren(div);
+  }
+
+  function submitScan(form, submitter) {
+    var body = new FormData(form);
+    if (submitter && submitter.name) { body.append(submitter.name, submitter.value); }
+    var buttons = $$("button[type=submit]", form);
+    buttons.forEach(function (b) { b.disabled = true; });
+    form.setAttribute("aria-busy", "true");
+    fetch(form.getAttribute("action"), {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch", "X-CSRFToken": csrfToken() },
+    }).then(function (response) {
+      return response.text().then(function (html) {
+        if (html.trim()) { showOutcome(html); }
+        else { showOutcomeText("The server answered " + response.status + " with no message."); }
+      });
+    }).catch(function () {
+      showOutcomeText("The server could not be reached; check the connection and try again.");
+    }).then(function () {
+      buttons.forEach(function (b) { b.disabled = false; });
+      form.removeAttribute("aria-busy");
+    });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.matches("form[data-scan-form]")) {
+      event.preventDefault();
+      submitScan(form, event.submitter);
+    } else if (form.matches("form[data-filter-form]")) {
+      event.preventDefault(); // filtering happens as you type
+      applyFilter();
+    }
+  });
+
+  // ---------------------------------------------------------------- live events
+
+  var SIDE_WORDS = { put: "puts", call: "calls" };
+
+  function progressPanel() { return $("#progress"); }
+
+  function setSummary(text, kind) {
+    var summary = $("#scan-summary");
+    if (!summary) { return; }
+    var p = document.createElement("p");
+    p.className = "alert alert-" + kind;
+    p.textContent = text;
+    summary.replaceChildren(p);
+  }
+
+  function enterLiveMode(data) {
+    var section = resultsSection();
+    if (!section) { return; }
+    section.setAttribute("data-mode", "live");
+    section.setAttribute("data-side", data.side);
+    if (data.scan_id) { section.setAttribute("data-scan-id", data.scan_id); }
+    var body = resultsBody();
+    if (body) { body.replaceChildren(); }
+    var failure = $("#last-failure");
+    if (failure) { failure.hidden = true; }
+    var meta = $("#result-meta");
+    if (meta) {
+      meta.replaceChildren();
+      var badge = document.createElement("span");
+      badge.className = "badge badge-live";
+      badge.textContent = "live";
+      meta.appendChild(badge);
+      meta.appendChild(document.createTextNode(
+        " Scan of " + (SIDE_WORDS[data.side] || data.side) +
+        " in progress: rows appear as each symbol finishes."));
+    }
+    var title = $("#results-title .muted");
+    setText(title, "· " + (SIDE_WORDS[data.side] || data.side));
+    markSide(data.side);
+    applyFilter();
+    setText($("#results-empty"), "No matches yet.");
+  }
+
+  function onStarted(data) {
+    var panel = progressPanel();
+    if (panel) {
+      panel.hidden = false;
+      if (data.scan_id) { panel.setAttribute("data-scan-id", data.scan_id); }
+    }
+    var bar = $("#progress-bar");
+    if (bar) { bar.max = Math.max(data.total || 0, 1); bar.value = 0; }
+    setText($("#progress-text"), "0 of " + plural(data.total || 0, "symbol") + "; starting…");
+    setText($("#progress-who"), "Started by " + data.trigger + ": " +
+      plural(data.total || 0, "symbol") + ", " + (SIDE_WORDS[data.side] || data.side) + ".");
+    var summary = $("#scan-summary");
+    if (summary) { summary.replaceChildren(); }
+    enterLiveMode(data);
+  }
+
+  function ensureLive() {
+    var section = resultsSection();
+    var panel = progressPanel();
+    if (panel) { panel.hidden = false; }
+    return section && section.getAttribute("data-mode") === "live";
+  }
+
+  function onProgress(data) {
+    ensureLive();
+    var bar = $("#progress-bar");
+    if (bar) { bar.max = Math.max(data.total, 1); bar.value = data.index; }
+    var words = data.index + " of " + plural(data.total, "symbol") + ", last " + data.symbol +
+      "; " + data.matches_so_far + " matches so far";
+    if (data.eta_s !== null && data.eta_s !== undefined && data.index < data.total) {
+      words += "; about " + Math.ceil(data.eta_s) + " s left";
+    }
+    setText($("#progress-text"), words + ".");
+  }
+
+  function onSymbolDone(data) {
+    if (!ensureLive()) { return; } // the stored table is showing: its rows are not this scan's
+    var body = resultsBody();
+    if (!body) { return; }
+    // Idempotent: a replayed event replaces the rows it inserted before.
+    var selector = 'tr[data-symbol="' + (window.CSS && CSS.escape ? CSS.escape(data.symbol) : data.symbol) + '"]';
+    $$(selector, body).forEach(function (row) { row.remove(); });
+    if (data.html) { body.insertAdjacentHTML("beforeend", data.html); }
+    reapplySort($("#results-table"));
+    applyFilter();
+  }
+
+  function finish(data, text, kind) {
+    var bar = $("#progress-bar");
+    if (bar && kind === "ok") { bar.value = bar.max; }
+    var section = resultsSection();
+    var side = data.side || (section && section.getAttribute("data-side")) || "put";
+    setSummary(text, kind);
+    setText($("#progress-text"), kind === "ok" ? "Finished." : "Stopped.");
+    var panel = progressPanel();
+    if (panel) { panel.hidden = true; } // the summary says how it ended
+    // "Started" and "already running" answers are out of date now.
+    $$('#scan-outcome [data-outcome="started"], #scan-outcome [data-outcome="busy"]')
+      .forEach(function (element) { element.remove(); });
+    loadResults(side);
+  }
+
+  function onFinished(data) { finish(data, data.message || "Scan finished.", "ok"); }
+  function onFailed(data) { finish(data, data.reason || "The scan failed.", "error"); }
+
+  function listen(handler) {
+    return function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (err) { return; }
+      handler(data);
+    };
+  }
+
+  function connect() {
+    var url = document.body.getAttribute("data-stream-url");
+    if (!url || !("EventSource" in window)) { return; }
+    var source = new EventSource(url);
+    source.addEventListener("scan-started", listen(onStarted));
+    source.addEventListener("progress", listen(onProgress));
+    source.addEventListener("symbol-done", listen(onSymbolDone));
+    source.addEventListener("scan-finished", listen(onFinished));
+    source.addEventListener("scan-failed", listen(onFailed));
+    source.addEventListener("open", function () { document.body.removeAttribute("data-stream-lost"); });
+    // The browser reconnects by itself (sending Last-Event-ID); just show that it is away.
+    source.addEventListener("error", function () { document.body.setAttribute("data-stream-lost", "true"); });
+  }
+
+  function init() {
+    applyFilter();
+    connect();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
