@@ -21,6 +21,10 @@ test *args:
 scan *args:
     {{bin}}/flask --app optscan scan {{args}}
 
+# Run the benchmarks and print their tables (`just bench --smoke` for a quick check)
+bench *args:
+    {{bin}}/python -m bench {{args}}
+
 # Lint and check formatting
 lint:
     {{bin}}/ruff check .

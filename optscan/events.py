@@ -120,6 +120,10 @@ class ScanEvents:
             return []
         return [_entry_to_event(entry) for entry in entries[1:]]
 
+    def logged(self) -> list[Event]:
+        """Return every event still in the capped log, oldest first."""
+        return [_entry_to_event(e) for e in self.client.xrange(self.log_key, min="-", max="+")]
+
     def last_id(self) -> str | None:
         """Return the id of the newest event in the log, or None when it is empty."""
         entries = self.client.xrevrange(self.log_key, max="+", min="-", count=1)

@@ -9,17 +9,22 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
+from flask_wtf.csrf import CSRFProtect
 
 from optscan.events import ScanEvents
 from optscan.locking import ScanLock
 from optscan.market import Clock, MarketCalendar, system_clock
+from optscan.passwords import PasswordStore
 from optscan.ratelimit import RedisTokenBucket
 from optscan.redisserver import connect
 from optscan.results import ResultStore
 from optscan.scanner import ScanEnv
 from optscan.settings import Settings, load_settings
 from optscan.sources import FetchPolicy, OptionSource, make_source
+from optscan.throttle import Throttle
 from optscan.watchlist import Watchlist
+
+csrf = CSRFProtect()
 
 
 class Services:
@@ -54,6 +59,31 @@ class Services:
     def events(self) -> ScanEvents:
         """Return the scan-event publisher and state snapshot."""
         return ScanEvents(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def passwords(self) -> PasswordStore:
+        """Return the admin password's hash store."""
+        return PasswordStore(self.instance_path / "password_hash", self.settings.password_hash)
+
+    @cached_property
+    def scan_triggers(self) -> Throttle:
+        """Return the per-client limit on started scans."""
+        return Throttle(
+            self.redis,
+            f"{self.settings.redis_prefix}throttle:scan:",
+            limit=self.settings.scan_trigger_limit,
+            window_seconds=self.settings.scan_trigger_window_seconds,
+        )
+
+    @cached_property
+    def failed_logins(self) -> Throttle:
+        """Return the per-client limit on failed logins (15-minute window)."""
+        return Throttle(
+            self.redis,
+            f"{self.settings.redis_prefix}throttle:login:",
+            limit=self.settings.login_attempt_limit,
+            window_seconds=900,
+        )
 
     @property
     def lock_key(self) -> str:

@@ -85,10 +85,12 @@ class LocalTokenBucket:
                 return self._paused_until - now
             self._tokens = min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
             self._stamp = max(self._stamp, now)
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            # Within rounding of a whole token counts as one: a wait shorter than the clock's
+            # resolution would never arrive.
+            if self._tokens >= 1.0 - 1e-9:
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return 0.0
-            return (1.0 - self._tokens) / self.rate
+            return max((1.0 - self._tokens) / self.rate, 1e-6)
 
     def acquire(self) -> float:
         """Block until a token is taken; return the seconds waited."""
@@ -155,7 +157,8 @@ class RedisTokenBucket:
     When Redis fails, takers fall back to a local bucket of the same rate (logged once per
     outage) rather than failing the request: the scan lock keeps a second scan from running
     meanwhile, so this process alone still keeps to the rate, and a Redis blip mid-scan does
-    not turn every remaining symbol into an error.
+    not turn every remaining symbol into an error. Redis is asked again `retry_after` seconds
+    after a failure, not on every request (a client's own retries can take seconds).
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class RedisTokenBucket:
         burst: int,
         *,
         sleep: Callable[[float], None] = _sleep,
+        retry_after: float = 5.0,
     ):
         _check_rate(rate, burst)
         self.client = client
@@ -175,13 +179,18 @@ class RedisTokenBucket:
         self._sleep = sleep
         self._script = client.register_script(_SCRIPT)
         self.fallback = LocalTokenBucket(rate, burst, sleep=sleep)
+        self.retry_after = retry_after
         self._degraded = False
+        self._redis_again_at = float("-inf")  # time.monotonic() after which to try Redis
 
     def try_acquire(self) -> float:
         """Take a token if one is there and return 0, else return the seconds until one is."""
+        if time.monotonic() < self._redis_again_at:
+            return self.fallback.try_acquire()
         try:
             taken, wait_us = self._script(keys=[self.key], args=[self.rate, self.burst, 0])
         except redis.RedisError as exc:
+            self._redis_again_at = time.monotonic() + self.retry_after
             if not self._degraded:
                 log.warning("rate limiter %s: Redis failed (%s); pacing locally", self.key, exc)
                 self._degraded = True

@@ -266,8 +266,7 @@ def _close_symbol(
 def scan_symbol(
     symbol: str, side: Side, env: ScanEnv, rules: Rules
 ) -> tuple[SymbolReport, list[dict[str, Any]], datetime | None]:
-    """Scan one symbol's expirations within the horizon, one after another; never raise for
-    a data problem."""
+    """Scan one symbol's expirations within the horizon in turn; never raise for a data problem."""
     report, as_of, wanted = _open_symbol(symbol, env, rules)
     if as_of is None:
         return report, [], None
@@ -361,15 +360,14 @@ def scan_symbols(
     on_done: SymbolDone,
     should_continue: Callable[[], bool] | None = None,
 ) -> bool:
-    """Scan symbols with up to env.concurrency calls to the source at once; return whether
-    should_continue stopped the scan.
+    """Scan symbols, env.concurrency source calls at a time; return True if told to stop.
 
     The calling thread schedules: it hands the workers a symbol's first call (quote and
     expirations), then that symbol's expirations, which go before any further symbol so that
     symbols finish one after another. on_done runs in the calling thread as each symbol
     finishes, in finishing order. should_continue is asked before the first symbol and after
-    each finished one; when it says stop, calls under way are abandoned and their symbols
-    stay pending.
+    each finished one while work remains; when it says stop, calls under way are abandoned and
+    their symbols stay pending.
     """
     concurrency = env.concurrency
     workers: _Workers | _Inline = _Workers(concurrency) if concurrency > 1 else _Inline()

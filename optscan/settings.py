@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,15 @@ from optscan.rules import Rules
 # Every key here can be set from the environment as OPTSCAN_<KEY> (Flask's from_prefixed_env
 # parses the value as JSON first, so OPTSCAN_HORIZON_DAYS=21 arrives as an int).
 DEFAULTS: dict[str, Any] = {
-    "SECRET_KEY": None,  # generated per process when unset; set it for multi-worker sessions
+    "ENV": "development",  # "production": refuses a missing or weak SECRET_KEY, secure cookies
+    "SECRET_KEY": None,  # development: generated once into the instance folder when unset
+    "PASSWORD_HASH": None,  # werkzeug hash; `flask set-password` writes one to the instance folder
+    "PUBLIC_READ": True,  # with a password set: False makes reading need a login too
+    "SCAN_TRIGGER_LIMIT": 10,  # scans one client may start per window; 0: no limit
+    "SCAN_TRIGGER_WINDOW_SECONDS": 600,
+    "LOGIN_ATTEMPT_LIMIT": 10,  # failed logins per client per 15 minutes
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front (nginx: 1) whose X-Forwarded-* to trust
+    "MAX_CONTENT_LENGTH": 65536,  # bytes; forms here are tiny
     "INSTANCE_PATH": None,  # None: Flask's instance folder beside the package
     "REDIS_URL": None,  # None: the embedded Redis server in the instance folder
     "REDIS_PREFIX": "optscan:",
@@ -78,13 +85,18 @@ class Settings:
     yahoo_backoff_cap_seconds: float = 8.0
     yahoo_breaker_threshold: int = 3
     yahoo_breaker_pause_seconds: float = 30.0
+    env: str = "development"
+    password_hash: str | None = None
+    public_read: bool = True
+    scan_trigger_limit: int = 10
+    scan_trigger_window_seconds: int = 600
+    login_attempt_limit: int = 10
+    trusted_proxies: int = 0
 
 
 def default_config() -> dict[str, Any]:
-    """Return a fresh copy of the defaults with a per-process secret key."""
-    config = dict(DEFAULTS)
-    config["SECRET_KEY"] = secrets.token_hex(32)
-    return config
+    """Return a fresh copy of the defaults."""
+    return dict(DEFAULTS)
 
 
 def _number(
@@ -128,10 +140,15 @@ def _positive(config: Mapping[str, Any], key: str, *, maximum: float) -> float:
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate a Flask config mapping and return typed settings, or raise ConfigError."""
     source = config.get("SOURCE")
-    if not isinstance(source, str) or not (
-        source == "yahoo" or (source.startswith("replay:") and len(source) > len("replay:"))
+    kind, _, argument = source.partition(":") if isinstance(source, str) else ("", "", "")
+    if not (
+        source == "yahoo"
+        or (kind == "replay" and argument)
+        or (kind == "yahoo" and argument.startswith(("http://", "https://")))
     ):
-        raise ConfigError(f"OPTSCAN_SOURCE must be 'yahoo' or 'replay:<dir>', got {source!r}")
+        raise ConfigError(
+            f"OPTSCAN_SOURCE must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>', got {source!r}"
+        )
     prefix = config.get("REDIS_PREFIX")
     if not isinstance(prefix, str) or not prefix:
         raise ConfigError(f"OPTSCAN_REDIS_PREFIX must be a non-empty string, got {prefix!r}")
@@ -190,4 +207,38 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         yahoo_breaker_pause_seconds=_number(
             config, "YAHOO_BREAKER_PAUSE_SECONDS", minimum=0.0, maximum=3600.0
         ),
+        env=_choice(config, "ENV", ("development", "production")),
+        public_read=_flag(config, "PUBLIC_READ"),
+        password_hash=_password_hash(config),
+        scan_trigger_limit=_number(config, "SCAN_TRIGGER_LIMIT", minimum=0, integer=True),
+        scan_trigger_window_seconds=_number(
+            config, "SCAN_TRIGGER_WINDOW_SECONDS", minimum=1, maximum=86400, integer=True
+        ),
+        login_attempt_limit=_number(config, "LOGIN_ATTEMPT_LIMIT", minimum=1, integer=True),
+        trusted_proxies=_number(config, "TRUSTED_PROXIES", minimum=0, maximum=5, integer=True),
     )
+
+
+def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = config.get(key)
+    if value not in choices:
+        raise ConfigError(f"OPTSCAN_{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _password_hash(config: Mapping[str, Any]) -> str | None:
+    value = config.get("PASSWORD_HASH") or None
+    # werkzeug hashes look like "scrypt:32768:8:1$salt$hash" or "pbkdf2:sha256:...$...$...".
+    if value is not None and (not isinstance(value, str) or value.count("$") != 2):
+        raise ConfigError(
+            "OPTSCAN_PASSWORD_HASH must be a hash made by `flask set-password --print`,"
+            " not a plain password"
+        )
+    return value
+
+
+def _flag(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key)
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"OPTSCAN_{key} must be true or false, got {value!r}")

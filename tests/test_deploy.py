@@ -58,7 +58,7 @@ def test_scan_unit_treats_closed_and_busy_as_success() -> None:
     codes = {int(c) for c in unit.get("Service", "SuccessExitStatus").split()}
     assert codes == {EXIT_MARKET_CLOSED, EXIT_BUSY}
     assert unit.get("Service", "Type") == "oneshot"
-    assert unit.get("Service", "ExecStart").endswith("flask --app optscan scan")
+    assert unit.get("Service", "ExecStart").endswith("flask --app optscan scan --trigger timer")
 
 
 def test_services_are_sandboxed() -> None:

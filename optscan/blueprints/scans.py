@@ -357,7 +357,21 @@ def scan() -> tuple[str, int]:
     side = _side_value(request.form.get("side"))
     force = _force_value(request.form.get("force"))
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    outcome = start_scan(services(), rows_renderer(app), side=side, force=force)
+    svc = services()
+    client = request.remote_addr or "unknown"
+    if svc.scan_triggers.exceeded(client):
+        limits = svc.settings
+        abort(
+            429,
+            description=(
+                f"This address started {limits.scan_trigger_limit} scans in the last"
+                f" {limits.scan_trigger_window_seconds // 60} minutes; try again in"
+                f" {svc.scan_triggers.retry_after(client)} s."
+            ),
+        )
+    outcome = start_scan(svc, rows_renderer(app), side=side, force=force)
+    if outcome.kind == "started":
+        svc.scan_triggers.record(client)
     status = _OUTCOME_STATUS.get(outcome.kind) or _ERROR_STATUS.get(outcome.reason or "", 500)
     view = _outcome_context(outcome)
     if _wants_partial():

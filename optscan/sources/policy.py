@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from optscan.ratelimit import RateLimiter
@@ -66,7 +67,7 @@ class FetchPolicy:
 class CircuitBreaker:
     """Count 429s across a source's concurrent requests and pause or give up when they pile up."""
 
-    def __init__(self, policy: FetchPolicy, *, clock=time.monotonic):
+    def __init__(self, policy: FetchPolicy, *, clock: Callable[[], float] = time.monotonic):
         self.policy = policy
         self._clock = clock
         self._lock = threading.Lock()

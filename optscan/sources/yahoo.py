@@ -124,8 +124,9 @@ class YahooSession(curl_requests.Session):
         return f"{self.base_url}{parts.path or '/'}{query}"
 
 
-class _RetryableStatus(Exception):
-    """Yahoo answered 429 or 5xx (raised before yfinance would retry it on its own)."""
+class _ErrorStatus(Exception):
+    """Yahoo answered an error that is no cookie problem (raised before yfinance would retry
+    it on its own with the other cookie strategy)."""
 
     def __init__(self, response: Any):
         super().__init__(f"HTTP {response.status_code}")
@@ -166,8 +167,9 @@ class _SourceData(YfData, metaclass=_OnePerSource):
 
         def send(**request_args: Any) -> Any:
             response = request_method(**request_args)
-            if response.status_code == 429 or response.status_code >= 500:
-                raise _RetryableStatus(response)
+            # 401 and 403 may be a stale cookie or crumb: yfinance's retry is the cure there.
+            if response.status_code >= 400 and response.status_code not in (401, 403):
+                raise _ErrorStatus(response)
             return response
 
         return super()._make_request(url, send, **kwargs)
@@ -195,9 +197,13 @@ class _SourceData(YfData, metaclass=_OnePerSource):
             started = time.monotonic()
             try:
                 response = super().get(url, params=params, timeout=self._timeout)
-            except _RetryableStatus as exc:
+            except _ErrorStatus as exc:
+                status = exc.response.status_code
+                if status != 429 and status < 500:
+                    self.breaker.succeeded()
+                    _check_response(symbol, exc.response)  # raises: it will not change
                 failure: Exception = exc
-                if exc.response.status_code == 429:
+                if status == 429:
                     self.breaker.rate_limited(self._sent_at(started))
             except YFRateLimitError as exc:  # a 429 after yfinance's retry of a 401
                 failure = exc
@@ -205,8 +211,7 @@ class _SourceData(YfData, metaclass=_OnePerSource):
             except _TRANSIENT_ERRORS as exc:
                 failure = exc
             else:
-                if response.status_code < 500:
-                    self.breaker.succeeded()
+                self.breaker.succeeded()  # a 5xx would have raised _ErrorStatus
                 return response, _check_response(symbol, response)
             if attempt == attempts:
                 raise _final_error(symbol, failure, attempts, self._timeout) from failure
@@ -220,7 +225,7 @@ class _SourceData(YfData, metaclass=_OnePerSource):
 
 def _final_error(symbol: str, failure: Exception, attempts: int, timeout: float) -> SourceError:
     tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-    if isinstance(failure, _RetryableStatus):
+    if isinstance(failure, _ErrorStatus):
         try:
             _check_response(symbol, failure.response)
         except SourceError as exc:

@@ -1,0 +1,94 @@
+"""Web hardening: the secret key, session cookies, proxies and security headers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from optscan.settings import ConfigError, Settings
+
+MIN_SECRET_LENGTH = 32
+_KNOWN_WEAK = {"dev", "development", "secret", "changeme", "change-me", "default", "optscan"}
+
+# No inline script or style anywhere: the page's script and styles are files under /static.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def resolve_secret_key(key: Any, settings: Settings, instance_path: Path) -> str:
+    """Return the secret key: configured in production, else kept in the instance folder."""
+    if settings.env == "production":
+        if not isinstance(key, str) or len(key) < MIN_SECRET_LENGTH or key.lower() in _KNOWN_WEAK:
+            raise ConfigError(
+                "OPTSCAN_SECRET_KEY must be set to a random string of at least"
+                f" {MIN_SECRET_LENGTH} characters in production"
+                ' (python3 -c "import secrets; print(secrets.token_hex(32))")'
+            )
+        return key
+    if isinstance(key, str) and key:
+        return key
+    # One key for every worker and restart, so sessions and CSRF tokens stay valid.
+    path = instance_path / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        stored = path.read_text().strip()
+        if len(stored) >= MIN_SECRET_LENGTH:
+            return stored
+        raise ConfigError(
+            f"{path} holds no usable secret key; delete it to make a new one"
+        ) from None
+    with os.fdopen(fd, "w") as handle:
+        key = secrets.token_hex(32)
+        handle.write(key + "\n")
+    return key
+
+
+def add_security_headers(response: Response) -> Response:
+    """Set the security headers a response does not set itself."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Apply the secret key, cookie flags, proxy trust and security headers to the app."""
+    app.secret_key = resolve_secret_key(
+        app.config.get("SECRET_KEY"), settings, Path(app.instance_path)
+    )
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.env == "production",
+    )
+    if settings.trusted_proxies:
+        proxies = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
+    app.after_request(add_security_headers)
