@@ -27,8 +27,8 @@ from optscan.watchlist import Watchlist, normalize_symbols
 
 log = logging.getLogger(__name__)
 
-# Per-symbol progress: (index from 1, total, symbol, that symbol's matches).
-Progress = Callable[[int, int, str, list[dict[str, Any]]], None]
+# Per-symbol progress: (symbols done so far, total, symbol, that symbol's matches, its report).
+Progress = Callable[[int, int, str, list[dict[str, Any]], "SymbolReport"], None]
 
 MATCH_FIELDS = (
     "symbol",
@@ -503,7 +503,7 @@ def perform_scan(
         if as_of is not None and (result.as_of is None or as_of > result.as_of):
             result.as_of = as_of
         if progress is not None:
-            progress(len(found), len(wanted), symbol, matches)
+            progress(len(found), len(wanted), symbol, matches, report)
 
     result.interrupted = scan_symbols(wanted, side, env, rules, symbol_done, should_continue)
     # Matches in watchlist order, whatever order the symbols finished in.

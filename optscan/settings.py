@@ -45,10 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "SSE_RETRY_MS": 3000,  # browsers' reconnect delay after a dropped stream
     "FETCH_TIMEOUT_SECONDS": 10.0,
     # Scans and Yahoo pacing (README, Configuration, says why these values). Yahoo publishes
-    # no limits: a 26-symbol scan (~130 requests) takes ~12 s at a steady 10/s.
-    "SCAN_CONCURRENCY": 8,  # source calls in flight at once
-    "YAHOO_RATE_PER_SECOND": 10.0,  # steady requests per second, all processes together
-    "YAHOO_BURST": 20,  # requests that may leave at once after a quiet spell
+    # no limits: a 26-symbol scan (~130 requests) fits in one burst; repeats are paced at 3/s.
+    "SCAN_CONCURRENCY": 16,  # source calls in flight at once
+    "YAHOO_RATE_PER_SECOND": 3.0,  # steady requests per second, all processes together
+    "YAHOO_BURST": 150,  # requests that may leave at once after a quiet spell
     "YAHOO_MAX_RETRIES": 3,  # further attempts after a 429, 5xx, timeout or dropped connection
     "YAHOO_BACKOFF_BASE_SECONDS": 0.5,  # first retry after 0.25-0.5 s, then doubling...
     "YAHOO_BACKOFF_CAP_SECONDS": 8.0,  # ...up to 4-8 s
@@ -77,9 +77,9 @@ class Settings:
     stale_after_minutes: float
     lock_ttl_seconds: int
     fetch_timeout_seconds: float
-    scan_concurrency: int = 8
-    yahoo_rate_per_second: float = 10.0
-    yahoo_burst: int = 20
+    scan_concurrency: int = 16
+    yahoo_rate_per_second: float = 3.0
+    yahoo_burst: int = 150
     yahoo_max_retries: int = 3
     yahoo_backoff_base_seconds: float = 0.5
     yahoo_backoff_cap_seconds: float = 8.0

@@ -63,7 +63,14 @@ class ProgressPrinter:
         self.width = width
         self.found = 0
 
-    def __call__(self, index: int, total: int, symbol: str, matches: list[dict[str, Any]]) -> None:
+    def __call__(
+        self,
+        index: int,
+        total: int,
+        symbol: str,
+        matches: list[dict[str, Any]],
+        report: Any = None,
+    ) -> None:
         self.found += len(matches)
         if not self.tty:
             # One line per symbol, so journald and log files read well.

@@ -18,7 +18,9 @@ def ensure_command(command: str, package: str) -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail(f"{command} is missing; install the Debian package {package!r} to run this test")
+        pytest.fail(
+            f"{command} is missing; install the Debian package {package!r} to run this test"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if not _updated:
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)

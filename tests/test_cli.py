@@ -193,3 +193,35 @@ def test_scan_as_a_real_process(
     body = json.loads(proc.stdout)
     assert check_against_reference(body["matches"], aapl_dir, "put") == len(body["matches"]) > 0
     assert "gevent" not in proc.stderr
+
+
+def test_record_then_replay_reproduces_the_scan(
+    make_app, aapl_dir: Path, tmp_path: Path, instance_path: Path
+) -> None:
+    from tests.yahoo_emulator import YahooEmulator
+
+    recorded = tmp_path / "recorded"
+    with YahooEmulator(aapl_dir) as yahoo:
+        live = make_app(SOURCE=f"yahoo:{yahoo.base_url}")
+        done = live.test_cli_runner().invoke(args=["record", str(recorded), "AAPL"])
+        assert done.exit_code == 0, done.output
+        assert "AAPL: 5 expirations" in done.stdout
+        live_scan = live.test_cli_runner().invoke(args=["scan", "--force", "--json"])
+    # yfinance's cookie cache lives in this app's instance folder, not the user's home.
+    assert (instance_path / "yfinance-cache" / "cookies.db").exists()
+    # The nearest recording (2025-08-15) plus the four expirations within 28 days of it.
+    assert sorted(p.name for p in (recorded / "AAPL").iterdir())[:2] == [
+        "2025-08-15.json",
+        "2025-08-22.json",
+    ]
+    replayed = make_app(SOURCE=f"replay:{recorded}").test_cli_runner()
+    replay_scan = replayed.invoke(args=["scan", "--force", "--symbols", "AAPL", "--json"])
+    live_matches = json.loads(live_scan.stdout)["matches"]
+    assert live_matches and json.loads(replay_scan.stdout)["matches"] == [
+        m for m in live_matches if m["symbol"] == "AAPL"
+    ]
+
+
+def test_record_refuses_invalid_symbols(make_app) -> None:
+    result = make_app().test_cli_runner().invoke(args=["record", "/tmp/x", "NOT VALID"])
+    assert result.exit_code == 2 and "NOT VALID" in result.output

@@ -134,7 +134,7 @@ def test_progress_comes_from_the_calling_thread_as_symbols_finish(
         seen: list[tuple[int, int, str, int]] = []
         caller = threading.get_ident()
 
-        def progress(index: int, total: int, symbol: str, matches: list) -> None:
+        def progress(index: int, total: int, symbol: str, matches: list, report: object) -> None:
             assert threading.get_ident() == caller
             seen.append((index, total, symbol, len(matches)))
 
@@ -191,7 +191,7 @@ def test_sixty_symbols_with_failures_each_get_their_own_status(
             symbols,
             force=True,
             env=make_env(source, tmp_path, 8, store),
-            progress=lambda i, n, s, m: progress.append((i, s)),
+            progress=lambda i, n, s, m, r: progress.append((i, s)),
         )
         elapsed = time.monotonic() - started
         counts = v7_counts(yahoo)
@@ -229,7 +229,7 @@ def test_an_interrupted_scan_stops_starting_symbols_and_saves_nothing(
             symbols,
             force=True,
             env=make_env(source_for(yahoo), tmp_path, 4, store),
-            progress=lambda i, n, s, m: done.append(s),
+            progress=lambda i, n, s, m, r: done.append(s),
             should_continue=lambda: len(done) < 3,
         )
         opened = {h.path for h in yahoo.hits if h.path.startswith(OPTIONS_PREFIX)}
@@ -248,7 +248,7 @@ def test_scan_concurrency_is_validated_and_wired(make_app) -> None:
         config["SCAN_CONCURRENCY"] = bad
         with pytest.raises(ConfigError, match=f"OPTSCAN_SCAN_CONCURRENCY must be.*{words}"):
             load_settings(config)
-    assert load_settings(default_config()).scan_concurrency == 8
+    assert load_settings(default_config()).scan_concurrency == 16
     app = make_app(SCAN_CONCURRENCY=5)
     env = app.extensions["optscan"].scan_env()
     assert env.concurrency == 5

@@ -105,9 +105,7 @@ def test_exactly_one_scan_runs_among_racing_web_requests_and_the_cli(
             events = ScanEvents(client, redis_prefix)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                ended = [
-                    e for e in events.logged() if e.type in ("scan-finished", "scan-failed")
-                ]
+                ended = [e for e in events.logged() if e.type in ("scan-finished", "scan-failed")]
                 if ended:
                     break
                 time.sleep(0.2)

@@ -109,19 +109,24 @@ def test_a_failing_symbol_is_reported_and_the_scan_goes_on(
 ) -> None:
     root = build_replay_dir(tmp_path / "replay", "premarket")
     env = make_env(root, tmp_path, clock, store)
-    seen: list[tuple[int, int, str, int]] = []
+    seen: list[tuple[int, int, str, int, str]] = []
     result = perform_scan(
         ["BTC-USD", "NOPE", "AAPL"],
         force=True,
         env=env,
-        progress=lambda i, n, s, m: seen.append((i, n, s, len(m))),
+        progress=lambda i, n, s, m, r: seen.append((i, n, s, len(m), r.status)),
     )
     assert result.success
     assert result.symbols["BTC-USD"].status == "no_options"
     assert result.symbols["NOPE"].status not in ("ok", "partial")
     assert "NOPE" in (result.symbols["NOPE"].error or "")
     assert result.symbols["AAPL"].status == "ok"
-    assert [(i, n, s) for i, n, s, _ in seen] == [(1, 3, "BTC-USD"), (2, 3, "NOPE"), (3, 3, "AAPL")]
+    assert [(i, n, s) for i, n, s, _, _ in seen] == [
+        (1, 3, "BTC-USD"),
+        (2, 3, "NOPE"),
+        (3, 3, "AAPL"),
+    ]
+    assert [status for *_, status in seen] == ["no_options", "error", "ok"]
     assert "Failed: BTC-USD, NOPE" in result.message
     assert store.last("put")["counts"]["failed"] == 2
 

@@ -26,7 +26,11 @@ def test_defaults_are_the_documented_rules() -> None:
         ("HORIZON_DAYS", 2.5, "whole number"),
         ("HORIZON_DAYS", True, "must be a number"),
         ("RISK_FREE_RATE_PCT", float("nan"), "must be a number"),
-        ("SOURCE", "google", "OPTSCAN_SOURCE must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>'"),
+        (
+            "SOURCE",
+            "google",
+            "OPTSCAN_SOURCE must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>'",
+        ),
         ("SOURCE", "yahoo:localhost:8000", "OPTSCAN_SOURCE must be"),
         ("SOURCE", "replay:", "OPTSCAN_SOURCE"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),

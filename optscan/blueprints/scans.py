@@ -607,15 +607,23 @@ def record_command(directory: Path, symbols: tuple[str, ...]) -> None:
         raise click.BadParameter(str(exc), param_hint="SYMBOLS") from exc
     svc = services()
     wanted = wanted or svc.watchlist.active_symbols()
-    source = YahooSource(
-        svc.instance_path / "yfinance-cache", timeout=svc.settings.fetch_timeout_seconds
+    # Record from the configured Yahoo (or a compatible base URL); a replay setting still
+    # records from live Yahoo. Either way under the shared rate limit and retry policy.
+    configured = svc.new_source()
+    source = (
+        configured
+        if isinstance(configured, YahooSource)
+        else YahooSource(
+            svc.instance_path / "yfinance-cache",
+            timeout=svc.settings.fetch_timeout_seconds,
+            policy=svc.fetch_policy(),
+        )
     )
     outcome = record(
         directory,
         wanted,
         fetch_raw=source.fetch_raw,
         horizon_days=svc.settings.rules.horizon_days,
-        as_of_date=svc.now().astimezone(NEW_YORK).date(),
     )
     failed = 0
     for symbol, files in outcome.items():

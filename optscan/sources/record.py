@@ -7,12 +7,15 @@ import tempfile
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .base import SourceError
 from .replay import NO_DATE_FILE, recording_name
 from .v7 import expiration_epoch, normalise_symbol, parse_v7
 
 __all__ = ["record"]
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 FetchRaw = Callable[[str, int | None], str]
 
@@ -23,9 +26,12 @@ def record(
     *,
     fetch_raw: FetchRaw,
     horizon_days: int,
-    as_of_date: date,
+    as_of_date: date | None = None,
 ) -> dict[str, list[Path] | str]:
     """Record each symbol's expirations within horizon_days (calendar days from as_of_date).
+
+    Without as_of_date the horizon starts on the New York date of the first answer's quote,
+    the same rule a scan applies.
 
     Fetch the answer without a date, then each expiration in [as_of_date, as_of_date +
     horizon_days] it lists (the nearest one comes with the first answer and is not fetched
@@ -43,20 +49,23 @@ def record(
             outcome[str(requested).strip().upper()] = f"{exc.kind}: {exc.message}"
             continue
         if not bodies:
-            outcome[symbol] = f"no expiration within {horizon_days} days of {as_of_date}"
+            since = as_of_date or "the quote's date"
+            outcome[symbol] = f"no expiration within {horizon_days} days of {since}"
             continue
         outcome[symbol] = _write_symbol(root / symbol, bodies)
     return outcome
 
 
 def _fetch_symbol(
-    symbol: str, fetch_raw: FetchRaw, horizon_days: int, as_of_date: date
+    symbol: str, fetch_raw: FetchRaw, horizon_days: int, as_of_date: date | None
 ) -> dict[str, str]:
     first = fetch_raw(symbol, None)
     listing = parse_v7(first, symbol)
     if not listing.expirations:
         # Keep Yahoo's word that the symbol has no options: the replay answers NoOptions.
         return {NO_DATE_FILE: first}
+    if as_of_date is None:
+        as_of_date = listing.quote.as_of.astimezone(NEW_YORK).date()
     last_day = as_of_date + timedelta(days=horizon_days)
     bodies: dict[str, str] = {}
     for expiration in listing.expirations:

@@ -270,6 +270,16 @@ def _use_cache_dir(cache_dir: Path) -> None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         if _cache_location != str(cache_dir):
             yf.set_tz_cache_location(str(cache_dir))
+            # yfinance's cache objects keep the database they opened first; without a reset
+            # they go on using the old folder (and fail once it is deleted).
+            for manager, attribute in (
+                ("_CookieCacheManager", "_Cookie_cache"),
+                ("_TzCacheManager", "_tz_cache"),
+                ("_ISINCacheManager", "_isin_cache"),
+            ):
+                holder = getattr(yf.cache, manager, None)
+                if holder is not None and hasattr(holder, attribute):
+                    setattr(holder, attribute, None)
             _cache_location = str(cache_dir)
 
 

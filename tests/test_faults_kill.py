@@ -1,0 +1,153 @@
+"""SIGKILL the gunicorn worker that runs a scan: the lock frees within one TTL, the last good
+results survive, the scan shows as interrupted (not running forever), and a new scan starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from optscan.watchlist import Watchlist
+from tests.faults import (
+    alias_names,
+    answers,
+    child_pids,
+    post_scan,
+    request,
+    scan_status,
+    server_env,
+    wait_for,
+)
+from tests.replaydirs import build_replay_dir
+from tests.servers import gunicorn_server
+from tests.yahoo_emulator import YahooEmulator
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = alias_names("K", 12)
+LOCK_TTL_S = 5  # OPTSCAN_LOCK_TTL_SECONDS: the smallest the settings accept
+SLOW_LATENCY_S = 0.3  # per Yahoo answer during the scan that gets killed: 5 answers per symbol
+
+
+def test_a_killed_worker_frees_the_lock_keeps_results_and_shows_interrupted(
+    tmp_path: Path, instance_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    recordings = build_replay_dir(tmp_path / "replay", "aapl")
+    Watchlist(instance_path / "watchlist.sqlite3", seed=SYMBOLS)
+    lock_key = f"{redis_prefix}scan:lock"
+    last_key = f"{redis_prefix}scan:last:put"
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+    figures: dict[str, float | int | str] = {}
+    with YahooEmulator(recordings, aliases=dict.fromkeys(SYMBOLS, "AAPL")) as yahoo:
+        env = server_env(
+            OPTSCAN_INSTANCE_PATH=str(instance_path),
+            REDIS_URL=redis_url,
+            OPTSCAN_REDIS_PREFIX=redis_prefix,
+            OPTSCAN_SOURCE=f"yahoo:{yahoo.base_url}",
+            OPTSCAN_LOCK_TTL_SECONDS=str(LOCK_TTL_S),
+            # One request at a time: the scan advances symbol by symbol, slowly enough to kill.
+            OPTSCAN_SCAN_CONCURRENCY="1",
+        )
+        with gunicorn_server(env, workers=1) as url:
+            # 1. A good scan first: these are the results that must survive.
+            assert post_scan(url).status == 202
+            good = wait_for(
+                lambda: (s := scan_status(url))["state"] == "idle" and s["last"]["put"] and s,
+                30,
+                "the first scan to complete",
+            )
+            assert good["last"]["put"]["success"] is True
+            stored_before = store.get(last_key)
+            download_before = request(url, "GET", "/results.json?side=put")
+            assert download_before.status == 200 and stored_before
+
+            # 2. A slow scan, killed with its worker once a few symbols are done.
+            yahoo.latency = SLOW_LATENCY_S
+            assert post_scan(url).status == 202
+            running = wait_for(
+                lambda: (
+                    (s := scan_status(url))["running"]
+                    and (s["progress"] or {}).get("index", 0) >= 2
+                    and s
+                ),
+                30,
+                "the slow scan to finish two symbols",
+            )
+            scan_id = running["holder"]["scan_id"]
+            assert running["progress"]["scan_id"] == scan_id
+            workers = child_pids(url.pid)
+            assert len(workers) == 1, workers
+            ttl_left_ms = store.pttl(lock_key)
+            os.kill(workers[0], signal.SIGKILL)
+            killed_at = time.monotonic()
+            index_at_kill = running["progress"]["index"]
+
+            # 3. The lock expires by itself within one TTL of the last renewal.
+            wait_for(lambda: not store.exists(lock_key), LOCK_TTL_S + 2, "the lock to expire")
+            freed_after = time.monotonic() - killed_at
+            assert freed_after <= LOCK_TTL_S + 0.5
+            figures.update(lock_ttl_left_at_kill_ms=ttl_left_ms, lock_freed_after_s=freed_after)
+
+            # 4. The respawned worker reports the scan as interrupted, not running.
+            interrupted = wait_for(
+                lambda: (
+                    (a := answers(url)) is not None
+                    and a.status == 200
+                    and a.json()["state"] == "interrupted"
+                    and a.json()
+                ),
+                LOCK_TTL_S + 15,
+                "/scan/status to say interrupted",
+            )
+            figures["interrupted_shown_after_s"] = time.monotonic() - killed_at
+            respawned = child_pids(url.pid)
+            assert respawned and respawned != workers
+            assert interrupted["running"] is False and interrupted["holder"] is None
+            progress = interrupted["progress"]
+            assert progress["scan_id"] == scan_id
+            assert index_at_kill <= progress["index"] < len(SYMBOLS)
+            # Nothing was saved by the killed scan: the last good result and attempt stand.
+            assert interrupted["last"]["put"] == {
+                **interrupted["last"]["put"],
+                "finished_at": good["last"]["put"]["finished_at"],
+                "success": True,
+            }
+            assert (
+                interrupted["last_attempt"]["put"]["finished_at"]
+                == (good["last"]["put"]["finished_at"])
+            )
+            assert store.get(last_key) == stored_before
+            assert request(url, "GET", "/results.json?side=put").text == download_before.text
+
+            page = request(url, "GET", "/")
+            assert page.status == 200
+            assert "was interrupted after" in page.text
+            assert f"{progress['index']} of {len(SYMBOLS)} symbols" in page.text
+            assert "Traceback" not in page.text
+            figures["requests_before_kill_and_after"] = len(yahoo.hits)
+
+            # 5. A new scan can start and completes; the page stops saying interrupted.
+            yahoo.latency = 0.0
+            restart = post_scan(url)
+            assert restart.status == 202, restart.text[:1000]
+            done = wait_for(
+                lambda: (
+                    (s := scan_status(url))["state"] == "idle"
+                    and s["last"]["put"]["finished_at"] != good["last"]["put"]["finished_at"]
+                    and s
+                ),
+                30,
+                "the new scan to complete",
+            )
+            assert done["last"]["put"]["success"] is True
+            assert done["last"]["put"]["counts"]["scanned"] == len(SYMBOLS)
+            assert "was interrupted after" not in request(url, "GET", "/").text
+            log = url.log()
+    store.close()
+    assert "Traceback" not in log, log[-4000:]
+    print("\nSIGKILL mid-scan:", {k: round(v, 2) if isinstance(v, float) else v
+                                   for k, v in figures.items()})  # fmt: skip
