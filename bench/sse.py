@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bench.report import Table, count, seconds
 from optscan.events import ScanEvents
@@ -61,6 +63,22 @@ def raise_fd_limit(needed: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
+
+
+def stop_redis(server: EmbeddedRedis) -> None:
+    """Shut an embedded Redis down at once, then let it check that it is down."""
+    # EmbeddedRedis.stop's client retries (redis-py's default) when SHUTDOWN closes its
+    # connection, which costs seconds of backoff per stop; without retries it takes a moment.
+    client = redis.Redis(
+        unix_socket_path=str(server.socket_path), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        client.shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass  # the server closes the connection as it exits
+    finally:
+        client.close()
+    server.stop()
 
 
 def child_pids(parent: int) -> list[int]:
@@ -358,6 +376,7 @@ class FanOutFigures:
     rss_before_kib: int
     rss_with_clients_kib: int
     refused: int
+    refusals_logged: int  # "Too many connections" in the server's log
     subscriptions: int
     dropped_slow: int
     lost: int
@@ -449,6 +468,7 @@ def measure(n: int, redis_url: str, tmp: Path, smoke: bool) -> FanOutFigures:
                     rss_before_kib=rss_before,
                     rss_with_clients_kib=rss_with,
                     refused=swarm.ended,
+                    refusals_logged=url.log().count("Too many connections"),
                     subscriptions=int(stats["subscriptions"]),
                     dropped_slow=int(stats["dropped_slow"]),
                     lost=swarm.lost,
@@ -491,7 +511,7 @@ def run(smoke: bool = False) -> list[Table]:
         redis_url = redis_server.ensure_running()
         figures = [measure(n, redis_url, tmp, smoke) for n in sizes]
     finally:
-        redis_server.stop()
+        stop_redis(redis_server)
         shutil.rmtree(tmp, ignore_errors=True)
     return [_table(figures, smoke)]
 
@@ -533,15 +553,26 @@ def _table(figures: list[FanOutFigures], smoke: bool) -> Table:
         )
     table.notes += [
         "Clients: one epoll loop in the bench process, HTTP/1.1 GET /stream as EventSource"
-        " sends it, all N connecting at once (as browsers do after a restart); a fresh server"
-        " per row.",
+        " sends it, all N connecting at once (as browsers do after a restart); a stream the"
+        " worker ends at once is reopened after its retry: delay (3 s), as EventSource does."
+        " A fresh server per row, with --worker-connections max(1000, N + 100) (through"
+        " GUNICORN_CMD_ARGS) so that 1,000 streams leave room for GET /stream/stats.",
         "Latency: from ScanEvents.publish in the bench process (as `flask scan` publishes) to"
-        " the client's recv(), over every delivery to every client; the clients' own loop (one"
-        " core, shared with the server) is part of it.",
+        " the client's recv(), over every delivery to every client; the clients' own loop"
+        " shares the machine's 2 CPUs with the worker and Redis, and is part of it.",
         f"Events: scan-started, then symbol-done (with {ROWS_HTML_CHARS:,} characters of rows"
         " HTML) and progress per symbol, then scan-finished.",
         "Redis conns: CLIENT LIST minus the bench's own connection; before = after a warm-up"
-        " stream and before the clients; peak = sampled while they connected.",
+        f" of {WARM_CLIENTS} streams and before the clients; peak = sampled while they"
+        " connected; pub/sub = subscribed connections.",
         "KiB per client: (worker RSS with N clients - before) / N.",
+        "Worker's counters (GET /stream/stats; the app runs with TESTING for it): "
+        + "; ".join(
+            f"{count(f.clients)} clients: {f.subscriptions} subscription,"
+            f" {f.dropped_slow} cut as too slow, {f.lost} streams lost,"
+            f" 'Too many connections' logged {f.refusals_logged} times"
+            for f in figures
+        )
+        + ".",
     ]
     return table

@@ -28,6 +28,9 @@ _CSRF_WORDS = (
     " Reload the page and try again."
 )
 _REDIS_WORDS = "Redis is unavailable, so this page cannot be shown; check that it is running."
+_REDIS_CHANGE_WORDS = (
+    "Redis is unavailable, so no scan can start and nothing was changed; check that it is running."
+)
 _INTERNAL_WORDS = "Something went wrong on the server; the details are in the server log."
 _ERROR_WORDS[401] = "Log in to do that."
 
@@ -53,16 +56,23 @@ def handle_error(exc: Exception) -> Any:
             log.error("HTTP %s on %s %s: %s", code, request.method, request.path, exc)
     elif isinstance(exc, redis.RedisError | RedisUnavailable):
         log.error("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        code, words = 503, _REDIS_WORDS
+        code = 503
+        words = _REDIS_WORDS if request.method in ("GET", "HEAD") else _REDIS_CHANGE_WORDS
     else:
         log.exception("unhandled error on %s %s", request.method, request.path)
         code, words = 500, _INTERNAL_WORDS
+    # Allow (405), WWW-Authenticate (401), Retry-After: what the error itself says to send.
+    headers = [
+        (name, value)
+        for name, value in (exc.get_headers() if isinstance(exc, HTTPException) else [])
+        if name.lower() != "content-type"
+    ]
     if request.path.endswith(".json") or request.path == "/scan/status":
-        return jsonify({"error": words, "status": code}), code
+        return jsonify({"error": words, "status": code}), code, headers
     if request.headers.get("X-Requested-With") == "fetch":
-        return render_template("errors/_message.html", code=code, words=words), code
+        return render_template("errors/_message.html", code=code, words=words), code, headers
     try:
-        return render_template("errors/page.html", code=code, words=words), code
+        return render_template("errors/page.html", code=code, words=words), code, headers
     except Exception:  # noqa: BLE001 - the error page itself failed: fall back to text
         log.exception("error page could not be rendered")
-        return words, code, {"Content-Type": "text/plain; charset=utf-8"}
+        return words, code, [*headers, ("Content-Type", "text/plain; charset=utf-8")]

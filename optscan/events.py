@@ -120,6 +120,16 @@ class ScanEvents:
             return []
         return [_entry_to_event(entry) for entry in entries[1:]]
 
+    def after(self, last_id: str) -> list[Event]:
+        """Return the logged events newer than last_id, oldest first, even if it is gone."""
+        if not is_event_id(last_id):
+            return []
+        millis, seq = event_id_key(last_id)
+        entries = self.client.xrange(
+            self.log_key, min=f"{millis}-{seq + 1}", max="+", count=self.history
+        )
+        return [_entry_to_event(entry) for entry in entries]
+
     def logged(self) -> list[Event]:
         """Return every event still in the capped log, oldest first."""
         return [_entry_to_event(e) for e in self.client.xrange(self.log_key, min="-", max="+")]

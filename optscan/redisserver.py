@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+MAX_CONNECTIONS = 32  # per process: scan workers, the lock watchdog, pages and streams
 
 
 class RedisUnavailable(RuntimeError):
@@ -112,7 +116,10 @@ class EmbeddedRedis:
         """Shut the server down, saving nothing further."""
         if not self._ping():
             return
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
+        # No retries: SHUTDOWN closes the connection, which redis-py would otherwise retry.
+        client = redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+        )
         try:
             client.shutdown(nosave=True)
         except redis.ConnectionError:
@@ -125,11 +132,16 @@ def connect(url: str | None, instance_path: Path) -> redis.Redis:
     """Return a client for REDIS_URL, or for the embedded server (started on demand)."""
     if url is None:
         url = EmbeddedRedis(Path(instance_path) / "redis").ensure_running()
-    # Short timeouts: a dead Redis must surface as a clear error, not a hung request.
-    return redis.Redis.from_url(
+    # Short timeouts: a dead Redis must surface as a clear error, not a hung request. A
+    # blocking pool: under gevent every command in flight holds a connection, and a thousand
+    # open streams must wait their turn for one of a few, not fail with "Too many connections".
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=5,
         decode_responses=True,
         socket_connect_timeout=5,
         socket_timeout=10,
         health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, abort, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from optscan.settings import ConfigError, Settings
@@ -69,6 +70,25 @@ def resolve_secret_key(key: Any, settings: Settings, instance_path: Path) -> str
     return key
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def bound_streamed_body() -> None:
+    """Refuse a chunked body past MAX_CONTENT_LENGTH; werkzeug would cut it and go on."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if (
+        limit is None
+        or request.method not in _BODY_METHODS
+        or request.content_length is not None
+        or "wsgi.input_terminated" not in request.environ
+    ):
+        return
+    body = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+
+
 def add_security_headers(response: Response) -> Response:
     """Set the security headers a response does not set itself."""
     for name, value in SECURITY_HEADERS.items():
@@ -91,4 +111,5 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
         )
+    app.before_request(bound_streamed_body)
     app.after_request(add_security_headers)

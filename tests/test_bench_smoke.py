@@ -1,7 +1,8 @@
 """`python -m bench --smoke`: every benchmark still runs and prints the rows it should.
 
 Not a timing test: the smoke sizes are tiny. It checks the tables' shape and that the figures
-are sane (positive times, the request counts a scan must make, agreeing analytics).
+are sane (positive times, the request counts a scan must make, agreeing analytics, every SSE
+event delivered to every client over one subscription, pages served while scans run).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from bench import BENCHMARKS
 from bench.__main__ import main
+from optscan.settings import DEFAULTS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +41,11 @@ def tables(output: str) -> dict[str, list[dict[str, str]]]:
 
 def number(cell: str) -> float:
     return float(cell.replace(",", "").rstrip("x"))
+
+
+def table(output: str, key: str) -> list[dict[str, str]]:
+    """Return the rows of the table whose title starts with `key`, e.g. "(3)"."""
+    return next(rows for title, rows in tables(output).items() if title.startswith(key))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +74,8 @@ def test_the_scan_benchmark_prints_every_case_with_sane_figures(smoke_output: st
         "optscan, no rate limit, gevent",
         "optscan, no rate limit",
     ]
-    assert [int(row["workers"]) for row in scan] == [1, 8, 8, 8, 16]
+    workers = DEFAULTS["SCAN_CONCURRENCY"]
+    assert [int(row["workers"]) for row in scan] == [1, workers, workers, workers, 2 * workers]
     for row in scan:
         # 3 symbols x (first answer + 4 expirations), each fetched once.
         assert int(row["v7 requests"]) == 15
@@ -77,7 +85,8 @@ def test_the_scan_benchmark_prints_every_case_with_sane_figures(smoke_output: st
     assert number(scan[0]["vs sequential"]) == 1.0
     # optscan fetched the cookie and the crumb once each.
     assert {int(row["other requests"]) for row in scan[1:]} == {2}
-    assert scan[1]["rate limit"] == "10/s, burst 20"
+    rate, burst = DEFAULTS["YAHOO_RATE_PER_SECOND"], DEFAULTS["YAHOO_BURST"]
+    assert scan[1]["rate limit"] == f"{rate:g}/s, burst {burst}"
 
 
 @pytest.mark.slow
@@ -92,6 +101,57 @@ def test_the_analytics_benchmark_agrees_with_its_reference(smoke_output: str) ->
     assert number(ours["max abs(delta - reference delta)"]) < 1e-4
     assert number(ours["max abs(IV - true vol)"]) < 1e-6
     assert int(ours["unsolved"]) == 0
+
+
+@pytest.mark.slow
+def test_the_sse_benchmark_delivers_every_event_over_one_subscription(smoke_output: str) -> None:
+    (row,) = table(smoke_output, "(3)")
+    assert int(row["clients"]) == 20
+    # The smoke run publishes one simulated 3-symbol scan: scan-started, then symbol-done and
+    # progress per symbol, then scan-finished; each of the 20 clients must get all of them.
+    events = 1 + 2 * 3 + 1
+    assert row["deliveries"] == f"{20 * events} of {20 * events}"
+    p50, p99, worst = (number(row[c]) for c in ("p50 ms", "p99 ms", "max ms"))
+    assert 0 < p50 <= p99 <= worst < 5000
+    before, with_clients, peak = (
+        int(n) for n in row["Redis conns before / with clients / peak"].split(" / ")
+    )
+    # One worker, one subscription, whatever the number of clients.
+    assert int(row["pub/sub conns"]) == 1
+    assert before < with_clients <= peak
+    rss_before, rss_with = (
+        float(m) for m in row["worker RSS MiB before / with clients"].split(" / ")
+    )
+    assert 0 < rss_before <= rss_with
+    assert number(row["KiB per client"]) >= 0
+    assert "1 subscription, 0 cut as too slow, 0 streams lost" in smoke_output
+
+
+@pytest.mark.slow
+def test_the_index_benchmark_serves_the_page_idle_and_during_scans(smoke_output: str) -> None:
+    rows = table(smoke_output, "(4)")
+    loads = ["4 clients x 1/s", "4 clients x 5/s", "4 clients back to back"]
+    assert [(r["load"], r["scan"]) for r in rows] == [
+        (load, scan) for load in loads for scan in ("none", "running")
+    ]
+    for row in rows:
+        assert int(row["not 200"]) == 0
+        served = int(number(row["requests"]))
+        showing = int(number(row["pages showing the scan"]))
+        if row["scan"] == "none":
+            assert served > 0 and showing == 0
+        else:
+            assert showing <= served
+        if served:
+            p50, p99, worst = (number(row[c]) for c in ("p50 ms", "p99 ms", "max ms"))
+            assert 0 < p50 <= p99 <= worst
+    # Paced clients ask at their pace: 4 clients x 1/s and x 5/s.
+    assert 2 <= number(rows[0]["requests/s"]) <= 6
+    assert 10 <= number(rows[2]["requests/s"]) <= 30
+    busy = rows[-1]
+    assert int(number(busy["requests"])) > 0
+    assert int(number(busy["pages showing the scan"])) > 0
+    assert "each scanning every symbol" in smoke_output
 
 
 @pytest.mark.slow

@@ -33,6 +33,11 @@ LOCK_TTL_S = 5  # OPTSCAN_LOCK_TTL_SECONDS: the smallest the settings accept
 SLOW_LATENCY_S = 0.3  # per Yahoo answer during the scan that gets killed: 5 answers per symbol
 
 
+def since(moment: float) -> float:
+    """Return the seconds elapsed since a time.monotonic() moment."""
+    return time.monotonic() - moment
+
+
 def test_a_killed_worker_frees_the_lock_keeps_results_and_shows_interrupted(
     tmp_path: Path, instance_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
@@ -86,24 +91,32 @@ def test_a_killed_worker_frees_the_lock_keeps_results_and_shows_interrupted(
             killed_at = time.monotonic()
             index_at_kill = running["progress"]["index"]
 
-            # 3. The lock expires by itself within one TTL of the last renewal.
-            wait_for(lambda: not store.exists(lock_key), LOCK_TTL_S + 2, "the lock to expire")
-            freed_after = time.monotonic() - killed_at
-            assert freed_after <= LOCK_TTL_S + 0.5
-            figures.update(lock_ttl_left_at_kill_ms=ttl_left_ms, lock_freed_after_s=freed_after)
+            # 3. gunicorn respawns the worker; the lock expires by itself within one TTL of
+            # its last renewal; then the status says interrupted.
+            milestones: dict[str, float] = {}
+            deadline = killed_at + LOCK_TTL_S + 15
+            interrupted = None
+            while interrupted is None and time.monotonic() < deadline:
+                if set(child_pids(url.pid)) - set(workers):
+                    milestones.setdefault("worker_respawned_after_s", since(killed_at))
+                if not store.exists(lock_key):
+                    milestones.setdefault("lock_freed_after_s", since(killed_at))
+                answer = answers(url)  # waits in the listen queue while no worker is up
+                if answer is not None and answer.status == 200:
+                    milestones.setdefault("status_answers_after_s", since(killed_at))
+                    if answer.json()["state"] == "interrupted":
+                        milestones["interrupted_shown_after_s"] = since(killed_at)
+                        interrupted = answer.json()
+                    else:
+                        # Until the lock expires nothing can tell a dead holder from a slow one.
+                        assert answer.json()["state"] == "running", answer.json()
+                time.sleep(0.05)
+            figures.update(lock_ttl_left_at_kill_ms=ttl_left_ms, **milestones)
+            assert interrupted is not None, f"still not interrupted: {milestones}"
+            assert milestones["lock_freed_after_s"] <= LOCK_TTL_S + 0.5
+            assert milestones["interrupted_shown_after_s"] <= LOCK_TTL_S + 1.0
 
             # 4. The respawned worker reports the scan as interrupted, not running.
-            interrupted = wait_for(
-                lambda: (
-                    (a := answers(url)) is not None
-                    and a.status == 200
-                    and a.json()["state"] == "interrupted"
-                    and a.json()
-                ),
-                LOCK_TTL_S + 15,
-                "/scan/status to say interrupted",
-            )
-            figures["interrupted_shown_after_s"] = time.monotonic() - killed_at
             respawned = child_pids(url.pid)
             assert respawned and respawned != workers
             assert interrupted["running"] is False and interrupted["holder"] is None
@@ -128,7 +141,7 @@ def test_a_killed_worker_frees_the_lock_keeps_results_and_shows_interrupted(
             assert "was interrupted after" in page.text
             assert f"{progress['index']} of {len(SYMBOLS)} symbols" in page.text
             assert "Traceback" not in page.text
-            figures["requests_before_kill_and_after"] = len(yahoo.hits)
+            figures["yahoo_requests_so_far"] = len(yahoo.hits)
 
             # 5. A new scan can start and completes; the page stops saying interrupted.
             yahoo.latency = 0.0
@@ -149,5 +162,5 @@ def test_a_killed_worker_frees_the_lock_keeps_results_and_shows_interrupted(
             log = url.log()
     store.close()
     assert "Traceback" not in log, log[-4000:]
-    print("\nSIGKILL mid-scan:", {k: round(v, 2) if isinstance(v, float) else v
-                                   for k, v in figures.items()})  # fmt: skip
+    shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
+    print("\nSIGKILL mid-scan:", shown)

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -122,9 +121,9 @@ def test_a_scan_with_every_kind_of_fault_completes_with_per_symbol_errors(app, y
     mine = by_symbol(result["matches"])
     for symbol in [*GOOD, BLIP]:
         assert statuses[symbol] == "ok" and mine[symbol] == reference[symbol], symbol
-    assert statuses[PARTIAL] == "partial" and second.isoformat() in result["symbols"][PARTIAL][
-        "error"
-    ]
+    assert (
+        statuses[PARTIAL] == "partial" and second.isoformat() in result["symbols"][PARTIAL]["error"]
+    )
     assert mine[PARTIAL] == [m for m in reference[PARTIAL] if m["expiration"] != str(second)]
     assert result["counts"]["failed"] == len(FAULTY)
     assert result["message"].endswith(f"Failed: {', '.join(sorted(FAULTY))}.")
@@ -216,4 +215,6 @@ def test_a_429_storm_that_outlasts_the_pause_stops_the_asking(app, yahoo) -> Non
     assert wall < BREAKER_PAUSE_S + 3
     requests = len(option_hits(yahoo))
     assert requests < len(SYMBOLS)
-    print(f"\npersistent 429 on {len(SYMBOLS)} symbols: gave up in {wall:.2f} s, {requests} requests")
+    print(
+        f"\npersistent 429 on {len(SYMBOLS)} symbols: gave up in {wall:.2f} s, {requests} requests"
+    )

@@ -486,9 +486,14 @@ class ScanEventStream(ServerSentEventsBlueprint):
                 if item is _CLOSE:
                     return
                 if item is _RESYNC:
-                    since = last or start
                     try:
-                        missed = events.since(since) if since else []
+                        # `last` was sent by this stream: what is newer was missed, even if
+                        # Redis lost `last` itself (restarted empty). A browser's id is only
+                        # trusted while the log still holds it.
+                        if last is not None:
+                            missed = events.after(last)
+                        else:
+                            missed = events.since(start) if start else []
                     except redis.RedisError:
                         return
                     for event in missed:

@@ -16,6 +16,7 @@ from optscan.watchlist import NOTE_MAX_CHARS, InvalidNote, InvalidSymbol, Unknow
 bp = Blueprint("watchlist", __name__, cli_group="watchlist")
 
 _REFUSED = (InvalidSymbol, UnknownSymbol, InvalidNote)
+FLASH_SYMBOLS = 20  # symbols named in the confirmation; the rest are counted
 
 
 def _refusal(exc: Exception) -> str:
@@ -52,7 +53,11 @@ def _change(change: Callable[[], list[str]], verb: str, form: dict | None = None
         changed = change()
     except _REFUSED as exc:
         return _page(_refusal(exc), 400, form)
-    flash(f"{verb}: {' '.join(changed)}" if changed else f"{verb}: nothing (no change needed)")
+    # The message travels in the session cookie, which browsers drop past 4 KB.
+    shown = " ".join(changed[:FLASH_SYMBOLS])
+    if len(changed) > FLASH_SYMBOLS:
+        shown += f" and {len(changed) - FLASH_SYMBOLS} more"
+    flash(f"{verb}: {shown}" if changed else f"{verb}: nothing (no change needed)")
     # Post/redirect/get: a reload does not repeat the change.
     return redirect(url_for("watchlist.page"), code=303)
 
