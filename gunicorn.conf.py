@@ -33,7 +33,10 @@ def post_worker_init(worker):
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):
-        bp.close_streams()
+        try:
+            bp.close_streams()
+        except Exception:  # noqa: BLE001 - shutting down anyway; never block the exit
+            worker.log.exception("closing SSE streams on SIGTERM failed")
         if callable(previous):
             previous(signum, frame)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +56,22 @@ def resolve_secret_key(key: Any, settings: Settings, instance_path: Path) -> str
         return key
     # One key for every worker and restart, so sessions and CSRF tokens stay valid.
     path = instance_path / "secret_key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        stored = path.read_text().strip()
-        if len(stored) >= MIN_SECRET_LENGTH:
-            return stored
-        raise ConfigError(
-            f"{path} holds no usable secret key; delete it to make a new one"
-        ) from None
-    with os.fdopen(fd, "w") as handle:
-        key = secrets.token_hex(32)
-        handle.write(key + "\n")
-    return key
+    if not path.exists():
+        # Workers start together: write a complete file aside, then link it into place, so
+        # a reader never sees a half-written key and only the first link wins.
+        fd, temporary = tempfile.mkstemp(prefix=".secret_key.", dir=instance_path)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    stored = path.read_text().strip()
+    if len(stored) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{path} holds no usable secret key; delete it to make a new one")
+    return stored
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -205,3 +205,42 @@ def test_set_password_stores_only_a_hash(make_app, instance_path: Path) -> None:
 def test_a_plain_password_in_config_is_refused(make_app) -> None:
     with pytest.raises(ConfigError, match="not a plain password"):
         make_app(PASSWORD_HASH="hunter2")
+
+
+def test_workers_starting_together_share_one_generated_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Each process imports first, then waits for "go" so that all ask for the key at once.
+    code = (
+        "import sys; from pathlib import Path; from optscan.security import resolve_secret_key;"
+        "from optscan.settings import load_settings, default_config;"
+        "settings = load_settings(default_config()); print('ready', flush=True);"
+        "sys.stdin.readline();"
+        "print(resolve_secret_key(None, settings, Path(sys.argv[1])), flush=True)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    for attempt in range(6):
+        folder = tmp_path / f"instance-{attempt}"
+        folder.mkdir()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(folder)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=root,
+            )
+            for _ in range(6)
+        ]
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [err[-300:] for _, err in outputs]
+        keys = {out.strip() for out, _ in outputs}
+        assert len(keys) == 1 and len(keys.pop()) == 64
+        assert [p.name for p in folder.iterdir()] == ["secret_key"]  # no temporary left behind
