@@ -28,7 +28,7 @@ import redis
 
 from bench.report import Table, count, median, ratio
 from bench.scan import RECORDED, EmulatorProcess
-from bench.sse import millis, percentile_ms, raise_fd_limit, stop_redis, worker_pids
+from bench.sse import millis, percentile_ms, raise_fd_limit, worker_pids
 from optscan.events import ScanEvents
 from optscan.redisserver import EmbeddedRedis
 from optscan.watchlist import DEFAULT_SYMBOLS, Watchlist
@@ -336,7 +336,7 @@ def run(smoke: bool = False) -> list[Table]:
         finally:
             emulator.close()
     finally:
-        stop_redis(redis_server)
+        redis_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     v7 = sum(1 for hit in hits if hit["path"].startswith("/v7/finance/options/"))
     return [_table(phases, finished, sizes, symbols, v7)]

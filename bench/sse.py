@@ -29,12 +29,11 @@ from typing import Any
 
 import numpy as np
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from bench.report import Table, count, seconds
 from optscan.events import ScanEvents
 from optscan.redisserver import EmbeddedRedis
+from tests.faults import child_pids
 from tests.servers import gunicorn_server
 
 FULL_CLIENTS = (100, 500, 1000)
@@ -63,39 +62,6 @@ def raise_fd_limit(needed: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
-
-
-def stop_redis(server: EmbeddedRedis) -> None:
-    """Shut an embedded Redis down at once, then let it check that it is down."""
-    # EmbeddedRedis.stop's client retries (redis-py's default) when SHUTDOWN closes its
-    # connection, which costs seconds of backoff per stop; without retries it takes a moment.
-    client = redis.Redis(
-        unix_socket_path=str(server.socket_path), socket_timeout=2, retry=Retry(NoBackoff(), 0)
-    )
-    try:
-        client.shutdown(nosave=True)
-    except redis.ConnectionError:
-        pass  # the server closes the connection as it exits
-    finally:
-        client.close()
-    server.stop()
-
-
-def child_pids(parent: int) -> list[int]:
-    """Return the pids whose parent is `parent` (gunicorn's workers), from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # The command name is in parentheses and may hold spaces: fields follow the last ")".
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == parent:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def worker_pids(master: int, expected: int, timeout: float = 10.0) -> list[int]:
@@ -511,7 +477,7 @@ def run(smoke: bool = False) -> list[Table]:
         redis_url = redis_server.ensure_running()
         figures = [measure(n, redis_url, tmp, smoke) for n in sizes]
     finally:
-        stop_redis(redis_server)
+        redis_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return [_table(figures, smoke)]
 
