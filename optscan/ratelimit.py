@@ -56,7 +56,25 @@ def _check_rate(rate: float, burst: int) -> None:
         raise ValueError(f"burst must be a whole number of tokens >= 1, got {burst!r}")
 
 
-class LocalTokenBucket:
+class _Bucket:
+    """What both buckets share: waiting for a token by polling try_acquire()."""
+
+    _sleep: Callable[[float], None]
+
+    def try_acquire(self) -> float:
+        """Take a token and return 0, or return the seconds until one may be there."""
+        raise NotImplementedError
+
+    def acquire(self) -> float:
+        """Block until a token is taken; return the seconds waited."""
+        waited = 0.0
+        while (wait := self.try_acquire()) > 0:
+            self._sleep(wait)
+            waited += wait
+        return waited
+
+
+class LocalTokenBucket(_Bucket):
     """A token bucket for the threads (or greenlets) of one process."""
 
     def __init__(
@@ -91,14 +109,6 @@ class LocalTokenBucket:
                 self._tokens = max(0.0, self._tokens - 1.0)
                 return 0.0
             return max((1.0 - self._tokens) / self.rate, 1e-6)
-
-    def acquire(self) -> float:
-        """Block until a token is taken; return the seconds waited."""
-        waited = 0.0
-        while (wait := self.try_acquire()) > 0:
-            self._sleep(wait)
-            waited += wait
-        return waited
 
     def pause(self, seconds: float) -> None:
         """Empty the bucket and hold takers back for `seconds` (never shortens a pause)."""
@@ -151,7 +161,7 @@ return {taken, wait}
 """
 
 
-class RedisTokenBucket:
+class RedisTokenBucket(_Bucket):
     """A token bucket in Redis, shared by every process that uses the same key.
 
     When Redis fails, takers fall back to a local bucket of the same rate (logged once per
@@ -199,14 +209,6 @@ class RedisTokenBucket:
             log.info("rate limiter %s: Redis is back; pacing shared again", self.key)
             self._degraded = False
         return 0.0 if int(taken) else int(wait_us) / 1e6
-
-    def acquire(self) -> float:
-        """Block until a token is taken; return the seconds waited."""
-        waited = 0.0
-        while (wait := self.try_acquire()) > 0:
-            self._sleep(wait)
-            waited += wait
-        return waited
 
     def pause(self, seconds: float) -> None:
         """Empty the shared bucket and hold every process's takers back for `seconds`."""

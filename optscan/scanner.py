@@ -263,17 +263,6 @@ def _close_symbol(
     return report, matches, latest
 
 
-def scan_symbol(
-    symbol: str, side: Side, env: ScanEnv, rules: Rules
-) -> tuple[SymbolReport, list[dict[str, Any]], datetime | None]:
-    """Scan one symbol's expirations within the horizon in turn; never raise for a data problem."""
-    report, as_of, wanted = _open_symbol(symbol, env, rules)
-    if as_of is None:
-        return report, [], None
-    outcomes = {e: _scan_expiration(symbol, e, side, env, rules) for e in wanted}
-    return _close_symbol(report, as_of, wanted, outcomes)
-
-
 # What a finished symbol hands back: its report, matches and latest capture time.
 SymbolDone = Callable[[str, tuple[SymbolReport, list[dict[str, Any]], datetime | None]], None]
 

@@ -21,9 +21,9 @@ import redis
 
 from optscan.live import LiveScan, RenderRows
 from optscan.locking import ScanLock, lock_holder
+from optscan.market import format_et
 from optscan.redisserver import RedisUnavailable
 from optscan.rules import Rules, Side
-from optscan.scanjob import ScanBusy, describe_busy
 from optscan.scanner import Progress, ScanEnv, ScanResult, perform_scan
 from optscan.watchlist import normalize_symbols
 
@@ -39,6 +39,22 @@ OutcomeKind = Literal["started", "busy", "market_closed", "error"]
 
 _threads_lock = threading.Lock()
 _threads: set[threading.Thread] = set()
+
+
+class ScanBusy(Exception):
+    """Another scan holds the lock."""
+
+    def __init__(self, holder: dict[str, Any] | None):
+        self.holder = holder or {}
+        super().__init__(describe_busy(self.holder))
+
+
+def describe_busy(holder: dict[str, Any]) -> str:
+    """Return a plain sentence naming who runs the current scan and since when."""
+    who = holder.get("trigger", "another process")
+    since = holder.get("started_at")
+    when = f" since {format_et(datetime.fromisoformat(since))}" if since else ""
+    return f"A scan is already running (started by {who}{when}); try again when it finishes."
 
 
 @dataclass(frozen=True)

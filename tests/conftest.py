@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,9 +35,9 @@ def redis_url() -> Iterator[str]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    """Yield a key prefix private to one test and delete its keys afterwards."""
+@contextmanager
+def private_prefix(redis_url: str) -> Iterator[str]:
+    """Yield a fresh key prefix and delete every key under it afterwards."""
     prefix = f"optscan-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
     client = redis.Redis.from_url(redis_url)
@@ -44,6 +45,13 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """Yield a key prefix private to one test."""
+    with private_prefix(redis_url) as prefix:
+        yield prefix
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from werkzeug.serving import make_server
 from optscan.blueprints import stream
 from optscan.events import ScanEvents, event_id_key
 from optscan.settings import ConfigError
+from tests.conftest import private_prefix
 from tests.servers import BaseURL, free_port, gunicorn_server
 
 HEARTBEAT = 0.5  # seconds, OPTSCAN_SSE_HEARTBEAT_SECONDS of the servers under test
@@ -134,13 +134,8 @@ def _numsub(client: redis.Redis, channel: str) -> int:
 @pytest.fixture(scope="module")
 def stream_prefix(redis_url: str) -> Iterator[str]:
     """Yield a key prefix shared by this module's server and tests, deleted afterwards."""
-    prefix = f"optscan-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with private_prefix(redis_url) as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="module")

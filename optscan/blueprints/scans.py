@@ -33,14 +33,15 @@ from optscan.market import NEW_YORK, MarketStatus, format_et
 from optscan.redisserver import RedisUnavailable
 from optscan.results import is_stale
 from optscan.rules import SIDES, Side
-from optscan.scanjob import ScanBusy, describe_busy
 from optscan.scanner import MATCH_FIELDS, OK_STATUSES
 from optscan.textreport import ProgressPrinter, format_matches
 from optscan.watchlist import InvalidSymbol, normalize_symbols
 from optscan.webscan import (
+    ScanBusy,
     ScanOutcome,
     ScanState,
     current_scan,
+    describe_busy,
     new_holder,
     run_live_exclusive,
     start_scan,
