@@ -30,7 +30,7 @@ def post_worker_init(worker):
     # page's worst tail latency. Frozen, collections skip them.
     gc.freeze()
 
-    from optscan.blueprints.stream import bp
+    from optscan.web.stream import bp
 
     previous = signal.getsignal(signal.SIGTERM)
 

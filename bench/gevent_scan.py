@@ -14,12 +14,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.scan import NOW, fetch_policy  # noqa: E402
-from optscan.market import MarketCalendar  # noqa: E402
-from optscan.rules import Rules  # noqa: E402
-from optscan.scanner import ScanEnv, perform_scan  # noqa: E402
-from optscan.settings import DEFAULTS  # noqa: E402
+from optscan.config import DEFAULTS  # noqa: E402
+from optscan.core.market import MarketCalendar  # noqa: E402
+from optscan.core.rules import Rules  # noqa: E402
+from optscan.core.scan import ScanEnv, perform_scan  # noqa: E402
 from optscan.sources.yahoo import YahooSource  # noqa: E402
-from optscan.watchlist import Watchlist  # noqa: E402
+from optscan.store.watchlist import Watchlist  # noqa: E402
 
 
 def main() -> None:

@@ -29,9 +29,9 @@ import redis
 from bench.report import Table, count, median, ratio
 from bench.scan import RECORDED, EmulatorProcess
 from bench.sse import millis, percentile_ms, raise_fd_limit, worker_pids
-from optscan.events import ScanEvents
-from optscan.redisserver import EmbeddedRedis
-from optscan.watchlist import DEFAULT_SYMBOLS, Watchlist
+from optscan.store.events import ScanEvents
+from optscan.store.redisserver import EmbeddedRedis
+from optscan.store.watchlist import DEFAULT_SYMBOLS, Watchlist
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server
 

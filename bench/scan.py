@@ -25,16 +25,16 @@ from typing import Any
 import redis
 
 from bench.report import Table, count, median, ratio, seconds
-from optscan.analytics import calendar_dte, years_to_expiry
-from optscan.market import MarketCalendar
-from optscan.ratelimit import RedisTokenBucket
-from optscan.redisserver import EmbeddedRedis
-from optscan.rules import Rules
-from optscan.scanner import ScanEnv, perform_scan
-from optscan.settings import DEFAULTS
+from optscan.config import DEFAULTS
+from optscan.core.analytics import calendar_dte, years_to_expiry
+from optscan.core.market import MarketCalendar
+from optscan.core.rules import Rules
+from optscan.core.scan import ScanEnv, perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.replay import ReplaySource
-from optscan.watchlist import DEFAULT_SYMBOLS, Watchlist
+from optscan.store.ratelimit import RedisTokenBucket
+from optscan.store.redisserver import EmbeddedRedis
+from optscan.store.watchlist import DEFAULT_SYMBOLS, Watchlist
 from tests.replaydirs import build_replay_dir
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,8 +31,8 @@ import numpy as np
 import redis
 
 from bench.report import Table, count, seconds
-from optscan.events import ScanEvents
-from optscan.redisserver import EmbeddedRedis
+from optscan.store.events import ScanEvents
+from optscan.store.redisserver import EmbeddedRedis
 from tests.faults import child_pids
 from tests.servers import gunicorn_server
 

@@ -13,10 +13,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and wire the optscan application."""
-    # Imported here: domain modules (optscan.watchlist, ...) stay cheap to import without Flask.
-    from optscan import errors, extensions, security
-    from optscan.blueprints import auth, scans, stream, watchlist
-    from optscan.settings import default_config
+    # Imported here: domain modules stay cheap to import without Flask.
+    from optscan import cli, extensions, web
+    from optscan.config import default_config
+    from optscan.web import security
 
     app = Flask(
         __name__,
@@ -38,10 +38,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     security.init_app(app, extensions.services(app).settings)
     extensions.csrf.init_app(app)
-    errors.init_app(app)
-
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(scans.bp)
-    app.register_blueprint(stream.bp)
-    app.register_blueprint(watchlist.bp)
+    web.init_app(app)
+    cli.init_app(app)
     return app

@@ -11,18 +11,18 @@ import redis
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
-from optscan.events import ScanEvents
-from optscan.locking import ScanLock
-from optscan.market import Clock, MarketCalendar, system_clock
-from optscan.passwords import PasswordStore
-from optscan.ratelimit import RedisTokenBucket
-from optscan.redisserver import connect
-from optscan.results import ResultStore
-from optscan.scanner import ScanEnv
-from optscan.settings import Settings, load_settings
+from optscan.config import Settings, load_settings
+from optscan.core.market import Clock, MarketCalendar, system_clock
+from optscan.core.scan import ScanEnv
 from optscan.sources import FetchPolicy, OptionSource, make_source
-from optscan.throttle import Throttle
-from optscan.watchlist import Watchlist
+from optscan.store.events import ScanEvents
+from optscan.store.lock import ScanLock
+from optscan.store.passwords import PasswordStore
+from optscan.store.ratelimit import RedisTokenBucket
+from optscan.store.redisserver import connect
+from optscan.store.results import ResultStore
+from optscan.store.throttle import Throttle
+from optscan.store.watchlist import Watchlist
 
 csrf = CSRFProtect()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from optscan.redisserver import EmbeddedRedis
+from optscan.store.redisserver import EmbeddedRedis
 from tests.clocks import FrozenClock
 
 TESTS_DIR = Path(__file__).resolve().parent

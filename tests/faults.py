@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import redis
 
-from optscan.redisserver import redis_executable
+from optscan.store.redisserver import redis_executable
 from tests.servers import BaseURL, free_port
 
 FETCH = {"X-Requested-With": "fetch"}

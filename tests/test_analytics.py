@@ -1,4 +1,4 @@
-"""Tests for optscan.analytics against independent references and recorded Yahoo chains.
+"""Tests for optscan.core.analytics against independent references and recorded Yahoo chains.
 
 References: vollib (the maintained name of py_vollib: the `py_vollib` import path only re-exports
 it and emits a DeprecationWarning, which this project's pytest settings turn into an error),
@@ -26,7 +26,7 @@ from vollib.black_scholes_merton.implied_volatility import (
 )
 from vollib.helpers.exceptions import PriceIsAboveMaximum, PriceIsBelowIntrinsic
 
-from optscan.analytics import (
+from optscan.core.analytics import (
     EXPIRY_CLOSE,
     NEW_YORK,
     analyze_chain,
@@ -34,12 +34,12 @@ from optscan.analytics import (
     bsm_delta,
     bsm_price,
     calendar_dte,
-    call_delta_target,
     expiry_close,
     implied_vol,
     prob_otm,
     years_to_expiry,
 )
+from optscan.core.rules import call_delta_target
 from optscan.sources.base import CHAIN_COLUMNS, Chain, Quote
 
 DATA = Path("/work/shared/data/yahoo-v7")

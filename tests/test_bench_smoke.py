@@ -17,7 +17,7 @@ import pytest
 
 from bench import BENCHMARKS
 from bench.__main__ import main
-from optscan.settings import DEFAULTS
+from optscan.config import DEFAULTS
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from optscan.watchlist import Watchlist
+from optscan.store.watchlist import Watchlist
 from tests.debian import ensure_command
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server

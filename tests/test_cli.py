@@ -15,7 +15,7 @@ import pytest
 from vollib.black_scholes_merton.greeks.analytical import delta as ref_delta
 from vollib.black_scholes_merton.implied_volatility import implied_volatility as ref_iv
 
-from optscan.locking import ScanLock
+from optscan.store.lock import ScanLock
 from tests.clocks import FrozenClock
 from tests.replaydirs import build_replay_dir
 

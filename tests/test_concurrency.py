@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from optscan.market import MarketCalendar
-from optscan.ratelimit import LocalTokenBucket
-from optscan.results import ResultStore
-from optscan.rules import Rules
-from optscan.scanner import ScanEnv, ScanResult, perform_scan
-from optscan.settings import ConfigError, default_config, load_settings
+from optscan.config import ConfigError, default_config, load_settings
+from optscan.core.market import MarketCalendar
+from optscan.core.rules import Rules
+from optscan.core.scan import ScanEnv, ScanResult, perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.replay import ReplaySource
 from optscan.sources.yahoo import YahooSource
-from optscan.watchlist import Watchlist
+from optscan.store.ratelimit import LocalTokenBucket
+from optscan.store.results import ResultStore
+from optscan.store.watchlist import Watchlist
 from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import OPTIONS_PREFIX, YahooEmulator
 
@@ -270,13 +270,13 @@ from pathlib import Path
 import gevent
 import redis
 
-from optscan.market import MarketCalendar
-from optscan.ratelimit import RedisTokenBucket
-from optscan.rules import Rules
-from optscan.scanner import ScanEnv, perform_scan
+from optscan.core.market import MarketCalendar
+from optscan.store.ratelimit import RedisTokenBucket
+from optscan.core.rules import Rules
+from optscan.core.scan import ScanEnv, perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.yahoo import YahooSource
-from optscan.watchlist import Watchlist
+from optscan.store.watchlist import Watchlist
 
 base_url, redis_url, key, work, every = sys.argv[1:6]
 symbols = sys.argv[6].split(",")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from optscan.blueprints.scans import EXIT_BUSY, EXIT_MARKET_CLOSED
+from optscan.cli import EXIT_BUSY, EXIT_MARKET_CLOSED
 from tests.debian import ensure_command
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from optscan.events import EVENT_TYPES, Event, ScanEvents, event_id_key, is_event_id
+from optscan.store.events import EVENT_TYPES, Event, ScanEvents, event_id_key, is_event_id
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from optscan.scanner import perform_scan
-from optscan.webscan import wait_for_background_scans
+from optscan.core.scan import perform_scan
+from optscan.jobs.scanjob import wait_for_background_scans
 from tests.faults import SECRET_KEY
 from tests.replaydirs import build_replay_dir
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from optscan.watchlist import Watchlist
+from optscan.store.watchlist import Watchlist
 from tests.faults import (
     alias_names,
     answers,

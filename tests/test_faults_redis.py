@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from optscan.events import ScanEvents, event_id_key
-from optscan.watchlist import Watchlist
+from optscan.store.events import ScanEvents, event_id_key
+from optscan.store.watchlist import Watchlist
 from tests.faults import (
     FETCH,
     BrowserStream,

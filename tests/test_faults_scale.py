@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from optscan.market import MarketCalendar
-from optscan.rules import Rules
-from optscan.scanner import ScanEnv, perform_scan
+from optscan.core.market import MarketCalendar
+from optscan.core.rules import Rules
+from optscan.core.scan import ScanEnv, perform_scan
 from optscan.sources.replay import ReplaySource
-from optscan.watchlist import Watchlist
+from optscan.store.watchlist import Watchlist
 from tests.faults import alias_names, flask_command, server_env
 from tests.replaydirs import build_replay_dir
 from tests.servers import PROJECT_ROOT

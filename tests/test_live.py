@@ -1,4 +1,4 @@
-"""optscan.live.LiveScan against a real Redis: events, their order and payloads, the snapshot."""
+"""LiveScan against a real Redis: events, their order and payloads, the snapshot."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from optscan.events import ScanEvents
-from optscan.live import STATUS_DONE, LiveScan
-from optscan.scanner import ScanResult, SymbolReport, perform_scan
+from optscan.core.scan import ScanResult, SymbolReport, perform_scan
+from optscan.jobs.live import STATUS_DONE, LiveScan
+from optscan.store.events import ScanEvents
 from tests.clocks import FrozenClock
 from tests.replaydirs import build_replay_dir
 

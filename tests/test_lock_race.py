@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import pytest
 import redis
 
-from optscan.events import ScanEvents
-from optscan.watchlist import Watchlist
+from optscan.store.events import ScanEvents
+from optscan.store.watchlist import Watchlist
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server
 from tests.yahoo_emulator import YahooEmulator

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from optscan.market import NEW_YORK, MarketCalendar, MarketStatus, format_et, system_clock
+from optscan.core.market import NEW_YORK, MarketCalendar, MarketStatus, format_et, system_clock
 
 # The NYSE published these for 2026 (nyse.com/markets/hours-calendars): closed New Year's Day
 # Jan 1, MLK Jan 19, Presidents' Feb 16, Good Friday Apr 3, Memorial May 25, Juneteenth Jun 19,

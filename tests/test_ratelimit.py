@@ -22,8 +22,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from optscan.ratelimit import LocalTokenBucket, RedisTokenBucket
-from optscan.settings import ConfigError, default_config, load_settings
+from optscan.config import ConfigError, default_config, load_settings
+from optscan.store.ratelimit import LocalTokenBucket, RedisTokenBucket
 from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import YahooEmulator
 
@@ -157,7 +157,7 @@ def test_without_redis_the_bucket_paces_locally_and_says_so(
     # Nothing listens on port 1; no client-side retries, so that each failure is quick.
     dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     bucket = RedisTokenBucket(dead, "optscan-test:dead", 20.0, 2, retry_after=0.1)
-    caplog.set_level(logging.WARNING, logger="optscan.ratelimit")
+    caplog.set_level(logging.WARNING, logger="optscan.store.ratelimit")
     started = time.monotonic()
     for _ in range(6):
         bucket.acquire()
@@ -209,13 +209,13 @@ from pathlib import Path
 
 import redis
 
-from optscan.market import MarketCalendar
-from optscan.ratelimit import RedisTokenBucket
-from optscan.rules import Rules
-from optscan.scanner import ScanEnv, perform_scan
+from optscan.core.market import MarketCalendar
+from optscan.store.ratelimit import RedisTokenBucket
+from optscan.core.rules import Rules
+from optscan.core.scan import ScanEnv, perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.yahoo import YahooSource
-from optscan.watchlist import Watchlist
+from optscan.store.watchlist import Watchlist
 
 base_url, redis_url, key, rate, burst, work = sys.argv[1:7]
 symbols = sys.argv[7].split(",")

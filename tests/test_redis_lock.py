@@ -14,8 +14,8 @@ from pathlib import Path
 
 import redis
 
-from optscan.locking import ScanLock, lock_holder
-from optscan.redisserver import EmbeddedRedis, connect
+from optscan.store.lock import ScanLock, lock_holder
+from optscan.store.redisserver import EmbeddedRedis, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def test_embedded_redis_is_shared_by_concurrent_processes(instance_path: Path) -
     code = """
         import sys
         from pathlib import Path
-        from optscan.redisserver import connect
+        from optscan.store.redisserver import connect
         client = connect(None, Path(sys.argv[1]))
         client.incr("starts")
         print(client.info("server")["process_id"])
@@ -153,7 +153,7 @@ def test_lock_of_a_killed_process_frees_within_one_ttl(
     key = f"{redis_prefix}scan:lock"
     code = """
         import sys, time, redis
-        from optscan.locking import ScanLock
+        from optscan.store.lock import ScanLock
         client = redis.Redis.from_url(sys.argv[1], decode_responses=True)
         lock = ScanLock(client, sys.argv[2], ttl=2, holder={"trigger": "cli"})
         assert lock.acquire()
@@ -187,7 +187,7 @@ def test_lock_works_across_greenlets_under_gevent(redis_url: str, redis_prefix: 
         from gevent import monkey
         monkey.patch_all()
         import sys, gevent, redis
-        from optscan.locking import ScanLock
+        from optscan.store.lock import ScanLock
         client = redis.Redis.from_url(sys.argv[1], decode_responses=True)
         lock = ScanLock(client, sys.argv[2], ttl=1, holder={})
         assert gevent.spawn(lock.acquire).get()

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from optscan.ratelimit import LocalTokenBucket, RedisTokenBucket
-from optscan.settings import ConfigError, default_config, load_settings
+from optscan.config import ConfigError, default_config, load_settings
 from optscan.sources.base import MalformedResponse, RateLimited, SourceError
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.v7 import expiration_epoch
 from optscan.sources.yahoo import YahooSource
+from optscan.store.ratelimit import LocalTokenBucket, RedisTokenBucket
 from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import YahooEmulator
 

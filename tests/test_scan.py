@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from optscan.analytics import call_delta_target
-from optscan.market import MarketCalendar
-from optscan.results import ResultStore, is_stale
-from optscan.rules import Rules
-from optscan.scanner import ScanEnv, perform_scan
+from optscan.core.market import MarketCalendar
+from optscan.core.rules import Rules, call_delta_target
+from optscan.core.scan import ScanEnv, perform_scan
 from optscan.sources.replay import ReplaySource
-from optscan.watchlist import Watchlist
+from optscan.store.results import ResultStore, is_stale
+from optscan.store.watchlist import Watchlist
 from tests.clocks import FrozenClock
 from tests.replaydirs import build_replay_dir
 

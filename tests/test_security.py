@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from optscan.passwords import PasswordStore
-from optscan.settings import ConfigError
-from optscan.webscan import wait_for_background_scans
+from optscan.config import ConfigError
+from optscan.jobs.scanjob import wait_for_background_scans
+from optscan.store.passwords import PasswordStore
 from tests.replaydirs import build_replay_dir
 
 PASSWORD = "correct horse battery"
@@ -213,8 +213,8 @@ def test_workers_starting_together_share_one_generated_key(tmp_path: Path) -> No
 
     # Each process imports first, then waits for "go" so that all ask for the key at once.
     code = (
-        "import sys; from pathlib import Path; from optscan.security import resolve_secret_key;"
-        "from optscan.settings import load_settings, default_config;"
+        "import sys; from pathlib import Path; from optscan.web.security import resolve_secret_key;"
+        "from optscan.config import load_settings, default_config;"
         "settings = load_settings(default_config()); print('ready', flush=True);"
         "sys.stdin.readline();"
         "print(resolve_secret_key(None, settings, Path(sys.argv[1])), flush=True)"

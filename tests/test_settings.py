@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from optscan.settings import ConfigError, default_config, load_settings
+from optscan.config import ConfigError, default_config, load_settings
 
 
 def test_defaults_are_the_documented_rules() -> None:

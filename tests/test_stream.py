@@ -22,9 +22,9 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
-from optscan.blueprints import stream
-from optscan.events import ScanEvents, event_id_key
-from optscan.settings import ConfigError
+from optscan.config import ConfigError
+from optscan.store.events import ScanEvents, event_id_key
+from optscan.web import stream
 from tests.conftest import private_prefix
 from tests.servers import BaseURL, free_port, gunicorn_server
 
@@ -121,7 +121,7 @@ def _stats(base: BaseURL) -> dict:
     try:
         connection.request("GET", "/stream/stats")
         response = connection.getresponse()
-        assert response.status == 200, "is optscan.blueprints.stream.bp registered in create_app?"
+        assert response.status == 200, "is optscan.web.stream.bp registered in create_app?"
         return json.loads(response.read())
     finally:
         connection.close()

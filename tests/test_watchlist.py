@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from optscan.watchlist import (
+from optscan.store.watchlist import (
     DEFAULT_SYMBOLS,
     NOTE_MAX_CHARS,
     Entry,
@@ -232,7 +232,7 @@ def test_survives_a_new_process(tmp_path: Path) -> None:
     reader = """
         import json, sys
         from pathlib import Path
-        from optscan.watchlist import Watchlist
+        from optscan.store.watchlist import Watchlist
         wl = Watchlist(Path(sys.argv[1]))
         print(json.dumps([[e.symbol, e.active, e.note, e.added_at.isoformat()]
                           for e in wl.entries()]))
@@ -294,7 +294,7 @@ BARRIER = """
 OPENER = (
     BARRIER
     + """
-    from optscan.watchlist import Watchlist
+    from optscan.store.watchlist import Watchlist
 
     path, me = Path(sys.argv[1]), sys.argv[2]
     (path.parent / f"ready-{me}").touch()
@@ -326,7 +326,7 @@ def test_processes_creating_the_same_new_file_at_once(tmp_path: Path, attempt: i
 WRITER = (
     BARRIER
     + """
-    from optscan.watchlist import Watchlist
+    from optscan.store.watchlist import Watchlist
 
     path, prefix, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     barrier(path.parent, "open", prefix, 2)  # both create the brand-new file at once

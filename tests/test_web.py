@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from optscan.live import LiveScan
-from optscan.locking import ScanLock
-from optscan.scanner import MATCH_FIELDS, perform_scan
-from optscan.webscan import new_holder, wait_for_background_scans
+from optscan.core.scan import MATCH_FIELDS, perform_scan
+from optscan.jobs.live import LiveScan
+from optscan.jobs.scanjob import new_holder, wait_for_background_scans
+from optscan.store.lock import ScanLock
 from tests.clocks import FrozenClock
 from tests.replaydirs import build_replay_dir
 
@@ -208,7 +208,7 @@ def test_results_partial_and_side_toggle(app, client) -> None:
 
 
 def test_rows_show_flags_as_labelled_badges(app) -> None:
-    from optscan.blueprints.scans import rows_renderer
+    from optscan.web.presentation import rows_renderer
 
     svc = app.extensions["optscan"]
     match = perform_scan(["AAPL"], "put", True, env=svc.scan_env()).matches[0]
@@ -431,7 +431,7 @@ def test_a_page_opened_mid_scan_shows_progress_rows_and_follows_on(app, client) 
     lock = ScanLock(svc.redis, svc.lock_key, ttl=30, holder=holder)
     assert lock.acquire()
     try:
-        from optscan.blueprints.scans import rows_renderer
+        from optscan.web.presentation import rows_renderer
 
         live = LiveScan(
             svc.events, rows_renderer(app), scan_id=holder["scan_id"], trigger="cli",
@@ -551,7 +551,9 @@ def test_csv_and_json_downloads_equal_the_stored_results(app, client) -> None:
             elif value is None:
                 assert row[name] == ""
             elif isinstance(value, float):
-                assert float(row[name]) == value  # repr round-trips exactly
+                # Six decimals: no binary noise such as 0.29000000000000004 in the file.
+                assert float(row[name]) == round(value, 6)
+                assert len(row[name].partition(".")[2]) <= 6
             else:
                 assert row[name] == str(value)
     assert client.get("/results.json?side=sideways").status_code == 400

@@ -8,6 +8,8 @@ from typing import Protocol
 
 import pandas as pd
 
+from optscan.core.symbols import InvalidSymbol, normalize_symbol
+
 # Columns every source puts in Chain.calls / Chain.puts, with these units:
 #   contractSymbol (str), strike (USD), bid / ask / lastPrice (USD per share, NaN when Yahoo
 #   omits them), volume / openInterest (contracts, NaN when omitted),
@@ -98,3 +100,11 @@ class OptionSource(Protocol):
     def quote(self, symbol: str) -> Quote:
         """Return the underlying's quote."""
         ...
+
+
+def normalise_symbol(symbol: object) -> str:
+    """Return the symbol upper-cased, or raise SourceError if it is not a ticker symbol."""
+    try:
+        return normalize_symbol(symbol)
+    except InvalidSymbol:
+        raise SourceError(str(symbol), "not a ticker symbol") from None

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from optscan.ratelimit import RateLimiter
+from optscan.store.ratelimit import RateLimiter
 
 from .base import RateLimited
 

@@ -7,7 +7,8 @@ import tempfile
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
+
+from optscan.core.market import NEW_YORK
 
 from .base import SourceError
 from .replay import NO_DATE_FILE, recording_name
@@ -15,7 +16,6 @@ from .v7 import expiration_epoch, normalise_symbol, parse_v7
 
 __all__ = ["record"]
 
-NEW_YORK = ZoneInfo("America/New_York")
 
 FetchRaw = Callable[[str, int | None], str]
 

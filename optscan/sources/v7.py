@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, date, datetime, time
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .base import CHAIN_COLUMNS, Chain, MalformedResponse, NoOptions, Quote, SourceError
-
-# Yahoo tickers: letters, digits and . - ^ = (BRK-B, ^SPX, EURUSD=X, BTC-USD); nothing that
-# could leave a URL path segment or a directory name.
-_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9.\-^=]{0,19}|\^[A-Z0-9.\-=]{1,19}")
+from .base import (
+    CHAIN_COLUMNS,
+    Chain,
+    MalformedResponse,
+    NoOptions,
+    Quote,
+    SourceError,
+    normalise_symbol,
+)
 
 # The numeric chain columns; contractSymbol is the only text column.
 _NUMERIC_COLUMNS = tuple(c for c in CHAIN_COLUMNS if c != "contractSymbol")
@@ -27,14 +30,6 @@ class V7Answer(NamedTuple):
     quote: Quote
     expirations: list[date]
     chain: Chain | None  # None when the body carries no expiration (options == [])
-
-
-def normalise_symbol(symbol: str) -> str:
-    """Return the symbol upper-cased, or raise SourceError if it is not a ticker symbol."""
-    cleaned = symbol.strip().upper() if isinstance(symbol, str) else ""
-    if not _SYMBOL.fullmatch(cleaned):
-        raise SourceError(str(symbol), "not a ticker symbol")
-    return cleaned
 
 
 def expiration_epoch(day: date) -> int:

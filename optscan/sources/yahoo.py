@@ -38,9 +38,8 @@ from curl_cffi.requests.exceptions import Timeout as CurlTimeout
 from yfinance.const import _BASE_URL_ as YAHOO_BASE_URL
 from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError
-from yfinance.utils import is_isin
 
-from optscan.ratelimit import RateLimiter
+from optscan.store.ratelimit import RateLimiter
 
 from .base import Chain, EmptyChain, MalformedResponse, NoOptions, Quote, RateLimited, SourceError
 from .policy import CircuitBreaker, FetchPolicy
@@ -392,9 +391,6 @@ class YahooSource:
             return listing
 
     def _download(self, symbol: str, epoch: int | None) -> V7Answer:
-        if is_isin(symbol):
-            # Yahoo would look an ISIN up as a search, not answer it as a ticker.
-            raise SourceError(symbol, "looks like an ISIN, not a ticker symbol")
         with self._yahoo_errors(symbol):
             _, result = self._data.fetch(options_url(symbol, epoch))
         return parse_result(symbol, result)

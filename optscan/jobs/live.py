@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from optscan.events import ScanEvents
-from optscan.market import Clock
-from optscan.scanner import OK_STATUSES, ScanResult
+from optscan.core.market import Clock
+from optscan.core.models import OK_STATUSES, ScanResult
+from optscan.store.events import ScanEvents
 
 log = logging.getLogger(__name__)
 

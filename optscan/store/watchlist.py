@@ -13,7 +13,6 @@ and across fork (sqlite3 connections are neither).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -22,7 +21,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optscan.market import Clock, system_clock
+from optscan.core.market import Clock, system_clock
+from optscan.core.symbols import InvalidSymbol, normalize_symbol, normalize_symbols
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "Entry",
+    "InvalidNote",
+    "REFUSED",
+    "InvalidSymbol",
+    "UnknownSymbol",
+    "Watchlist",
+    "normalize_note",
+    "normalize_symbols",
+    "refusal",
+]
 
 DEFAULT_SYMBOLS = (
     "AAPL",
@@ -57,14 +70,6 @@ NOTE_MAX_CHARS = 200
 BUSY_TIMEOUT_SECONDS = 10.0
 SCHEMA_VERSION = 1
 
-SYMBOL_RULE = (
-    "a symbol is 1-10 characters: ASCII letters A-Z, digits 0-9, '.' or '-', "
-    "starting with a letter or digit"
-)
-# Checked on the stripped input BEFORE upper-casing: str.upper() turns 'ß' into 'SS' and
-# ligatures into ASCII pairs, which would smuggle non-ASCII input past a check done after.
-_SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,9}")
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS symbols (
     symbol   TEXT PRIMARY KEY,
@@ -77,16 +82,6 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
-
-
-class InvalidSymbol(ValueError):
-    """Refuse one or more symbols that break the symbol rule; `symbols` lists them."""
-
-    def __init__(self, symbols: Iterable[object]):
-        self.symbols = list(symbols)
-        shown = ", ".join(repr(s) for s in self.symbols)
-        plural = "s" if len(self.symbols) != 1 else ""
-        super().__init__(f"invalid symbol{plural} {shown}: {SYMBOL_RULE}")
 
 
 class UnknownSymbol(KeyError):
@@ -107,36 +102,13 @@ class InvalidNote(ValueError):
     """Refuse a note that is too long or contains control characters."""
 
 
-def normalize_symbol(raw: str) -> str:
-    """Return `raw` stripped and upper-cased, or raise InvalidSymbol if it breaks the rule."""
-    if not isinstance(raw, str):
-        raise InvalidSymbol([raw])
-    stripped = raw.strip()
-    if not _SYMBOL_RE.fullmatch(stripped):
-        raise InvalidSymbol([raw])
-    return stripped.upper()
+# What the watchlist refuses, changing nothing.
+REFUSED = (InvalidSymbol, UnknownSymbol, InvalidNote)
 
 
-def _as_batch(raws: Iterable[str] | str) -> list[object]:
-    """Return `raws` as a list, treating a lone string as one symbol rather than its letters."""
-    return [raws] if isinstance(raws, str) else list(raws)
-
-
-def normalize_symbols(raws: Iterable[str]) -> list[str]:
-    """Return all symbols normalised and deduplicated in order, or raise listing every bad one."""
-    good: list[str] = []
-    bad: list[object] = []
-    for raw in _as_batch(raws):
-        try:
-            symbol = normalize_symbol(raw)  # type: ignore[arg-type]
-        except InvalidSymbol:
-            bad.append(raw)
-            continue
-        if symbol not in good:
-            good.append(symbol)
-    if bad:
-        raise InvalidSymbol(bad)
-    return good
+def refusal(exc: Exception) -> str:
+    """Return the plain sentence for a refused change (the CLI and the page say the same)."""
+    return f"{exc.args[0] if exc.args else exc}. Nothing was changed."
 
 
 def normalize_note(note: str) -> str:

@@ -1,10 +1,7 @@
-"""Auth: the login page, the access rule for every request, and `flask set-password`."""
+"""Auth: the login page and the access rule for every request."""
 
 from __future__ import annotations
 
-import sys
-
-import click
 from flask import (
     Blueprint,
     abort,
@@ -17,7 +14,6 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from optscan.extensions import services
-from optscan.passwords import WeakPassword
 
 bp = Blueprint("auth", __name__, cli_group=None)
 
@@ -93,32 +89,3 @@ def logout() -> Response:
     """Log out of this browser session."""
     session.clear()
     return redirect(url_for("scans.index"), code=303)
-
-
-@bp.cli.command("set-password")
-@click.option("--clear", is_flag=True, help="Remove the password: no login is needed again.")
-@click.option("--print", "print_only", is_flag=True, help="Print the hash instead of storing it.")
-def set_password_command(clear: bool, print_only: bool) -> None:
-    """Set the password needed to start scans and edit the watchlist."""
-    store = services().passwords
-    if clear:
-        removed = store.clear()
-        click.echo("Password removed." if removed else "No password was stored.")
-        return
-    password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    if print_only:
-        from werkzeug.security import generate_password_hash
-
-        if len(password) < 10:
-            click.echo("Error: the password must have at least 10 characters.", err=True)
-            sys.exit(2)
-        click.echo(generate_password_hash(password))
-        return
-    try:
-        store.set(password)
-    except WeakPassword as exc:
-        click.echo(f"Error: {exc}.", err=True)
-        sys.exit(2)
-    click.echo(f"Password set (hash stored in {store.path}).")
-    if services().settings.password_hash:
-        click.echo("Note: OPTSCAN_PASSWORD_HASH is set and takes precedence.", err=True)

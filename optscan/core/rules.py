@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
-from optscan.analytics import call_delta_target
+from optscan.core.models import Side
 
-Side = Literal["put", "call"]
-SIDES: tuple[Side, ...] = ("put", "call")
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,15 @@ class Rules:
         if self.max_spread_pct is not None:
             parts.append(f"spread <= {self.max_spread_pct:g}%")
         return ", ".join(parts)
+
+
+def call_delta_target(
+    dte_days: ArrayLike, base: float = 0.20, step: float = 0.04, cap: float = 0.36
+) -> NDArray:
+    """Return the covered-call delta target: base up to 7 DTE, +step per started week, <= cap."""
+    d = np.asarray(dte_days, dtype=float)
+    extra_weeks = np.maximum(np.ceil((d - 7.0) / 7.0), 0.0)
+    return np.minimum(base + step * extra_weeks, cap)
 
 
 def delta_bound(rows: pd.DataFrame, side: Side, rules: Rules) -> np.ndarray:

@@ -32,9 +32,8 @@ import redis
 from flask import Flask, Response, abort, current_app, has_app_context, jsonify, request
 from flask_sse import Message, ServerSentEventsBlueprint
 
-from optscan.events import ScanEvents, event_id_key, is_event_id
 from optscan.extensions import services
-from optscan.settings import ConfigError
+from optscan.store.events import ScanEvents, event_id_key, is_event_id
 
 try:  # the unpatched poll: probing a socket must never wait, even under gevent
     from gevent.monkey import get_original
@@ -45,8 +44,6 @@ except ImportError:  # pragma: no cover - gevent is a dependency
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS_DEFAULT = 15.0
-RETRY_MS_DEFAULT = 3000
 EXTENSION_KEY = "optscan.stream"
 # How long a new stream waits for the process's subscription before giving up (the browser
 # then reconnects after `retry` ms).
@@ -305,12 +302,9 @@ class _Hub:
 
     def __init__(self, app: Flask):
         self.app = app
-        self.heartbeat_seconds = _config_number(
-            app, "SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS_DEFAULT, minimum=0.05, maximum=300
-        )
-        self.retry_ms = int(
-            _config_number(app, "SSE_RETRY_MS", RETRY_MS_DEFAULT, minimum=100, maximum=600_000)
-        )
+        settings = services(app).settings
+        self.heartbeat_seconds = settings.sse_heartbeat_seconds
+        self.retry_ms = settings.sse_retry_ms
 
     @cached_property
     def events(self) -> ScanEvents:
@@ -322,22 +316,6 @@ class _Hub:
     def fanout(self) -> FanOut:
         """Return the process's one subscription to the scan channel."""
         return FanOut(services(self.app).redis, self.events.channel)
-
-
-def _config_number(
-    app: Flask, key: str, default: float, *, minimum: float, maximum: float
-) -> float:
-    value = app.config.get(key, default)
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise ConfigError(f"OPTSCAN_{key} must be a number, got {app.config.get(key)!r}")
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"OPTSCAN_{key} must be between {minimum} and {maximum}, got {value!r}")
-    return float(value)
 
 
 class ScanEventStream(ServerSentEventsBlueprint):

@@ -10,7 +10,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from optscan.redisserver import RedisUnavailable
+from optscan.store.redisserver import RedisUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ class _Sessions:
 @cache
 def _load_sessions(name: str, start: date, end: date) -> _Sessions:
     """Build the session table for `name` over [start, end] once per process."""
-    # Imported here so that importing optscan.market (e.g. for system_clock) stays cheap.
+    # Imported here so that importing optscan.core.market (e.g. for system_clock) stays cheap.
     import exchange_calendars
 
     with warnings.catch_warnings():

@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    # (header, field, format); numbers are right-aligned with fixed decimals
-    ("Symbol", "symbol", "s"),
-    ("Expiry", "expiration", "s"),
-    ("DTE", "dte", "d"),
-    ("Strike", "strike", ".2f"),
-    ("Bid", "bid", ".2f"),
-    ("Ask", "ask", ".2f"),
-    ("Mid", "mid", ".2f"),
-    ("OTM%", "otm_pct", ".1f"),
-    ("Ann%", "annualized_return", ".1f"),
-    ("Delta", "delta", ".3f"),
-    ("IV%", "iv", "pct"),
-    ("OI", "open_interest", "d"),
-    ("Vol", "volume", "d"),
-    ("B/E", "breakeven", ".2f"),
-    ("Flags", "flags", "flags"),
-)
+from optscan.core.formatting import display
+from optscan.core.models import COLUMNS, Match
+
+TEXT_COLUMNS = tuple(c for c in COLUMNS if c.text)
+_LEFT_KINDS = ("text", "date", "flags")
 
 
-def _cell(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if fmt == "flags":
-        return ",".join(value)
-    if fmt == "pct":
-        return f"{value * 100:.1f}"
-    if fmt == "d":
-        return f"{int(value):d}"
-    return format(value, fmt)
-
-
-def format_matches(matches: Sequence[dict[str, Any]]) -> str:
+def format_matches(matches: Sequence[Match]) -> str:
     """Return matches as an aligned table, best annualized return first within a symbol."""
     ordered = sorted(matches, key=lambda m: (m["symbol"], -(m["annualized_return"] or 0.0)))
-    rows = [[_cell(m.get(field), fmt) for _, field, fmt in COLUMNS] for m in ordered]
-    headers = [h for h, _, _ in COLUMNS]
+    rows = [[display(m.get(c.name), c.kind, blank="-") for c in TEXT_COLUMNS] for m in ordered]
+    headers = [c.label for c in TEXT_COLUMNS]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    left = {i for i, (_, _, fmt) in enumerate(COLUMNS) if fmt in ("s", "flags")}
+    left = {i for i, c in enumerate(TEXT_COLUMNS) if c.kind in _LEFT_KINDS}
 
     def line(cells: list[str]) -> str:
         return "  ".join(

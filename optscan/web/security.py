@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from optscan.settings import ConfigError, Settings
+from optscan.config import ConfigError, Settings
 
 MIN_SECRET_LENGTH = 32
 _KNOWN_WEAK = {"dev", "development", "secret", "changeme", "change-me", "default", "optscan"}

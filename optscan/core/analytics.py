@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erfcx, ndtr, ndtri
 
+from optscan.core.market import NEW_YORK
 from optscan.sources.base import Chain
 
 EXPIRY_CLOSE = time(16, 0)
-NEW_YORK = ZoneInfo("America/New_York")
+
 
 SECONDS_PER_YEAR = 365 * 86400
 
@@ -348,15 +348,6 @@ def annualized_return_pct(bid: ArrayLike, strike: ArrayLike, dte_days: ArrayLike
     # A 0-DTE (or same-day) contract still ties up collateral for a day: floor at 1 day.
     out[ok] = b[ok] / k[ok] * 365.0 / np.maximum(d[ok], 1.0) * 100.0
     return out
-
-
-def call_delta_target(
-    dte_days: ArrayLike, base: float = 0.20, step: float = 0.04, cap: float = 0.36
-) -> NDArray:
-    """Return the covered-call delta target: base up to 7 DTE, +step per started week, <= cap."""
-    d = np.asarray(dte_days, dtype=float)
-    extra_weeks = np.maximum(np.ceil((d - 7.0) / 7.0), 0.0)
-    return np.minimum(base + step * extra_weeks, cap)
 
 
 # --- chain analysis -----------------------------------------------------------------------

@@ -18,40 +18,28 @@ from typing import Any
 import pandas as pd
 import redis
 
-from optscan.analytics import analyze_chain, calendar_dte, years_to_expiry
-from optscan.market import Clock, MarketCalendar, format_et
-from optscan.results import ResultStore
-from optscan.rules import SIDES, Rules, Side, select
+from optscan.core.analytics import analyze_chain, calendar_dte, years_to_expiry
+from optscan.core.market import Clock, MarketCalendar, format_et
+from optscan.core.models import (
+    INTEGER_FIELDS,
+    MATCH_FIELDS,
+    OK_STATUSES,
+    SIDES,
+    Match,
+    ScanResult,
+    Side,
+    SymbolReport,
+)
+from optscan.core.rules import Rules, select
+from optscan.core.symbols import normalize_symbols
 from optscan.sources.base import OptionSource, SourceError
-from optscan.watchlist import Watchlist, normalize_symbols
+from optscan.store.results import ResultStore
+from optscan.store.watchlist import Watchlist
 
 log = logging.getLogger(__name__)
 
 # Per-symbol progress: (symbols done so far, total, symbol, that symbol's matches, its report).
 Progress = Callable[[int, int, str, list[dict[str, Any]], "SymbolReport"], None]
-
-MATCH_FIELDS = (
-    "symbol",
-    "side",
-    "contract",
-    "expiration",
-    "dte",
-    "strike",
-    "bid",
-    "ask",
-    "mid",
-    "spread_pct",
-    "otm_pct",
-    "annualized_return",
-    "iv",
-    "delta",
-    "pop_otm",
-    "open_interest",
-    "volume",
-    "breakeven",
-    "flags",
-)
-OK_STATUSES = ("ok", "partial")
 
 
 @dataclass(frozen=True)
@@ -69,77 +57,6 @@ class ScanEnv:
     concurrency: int = 1  # source calls under way at once; 1: all in the calling thread
 
 
-@dataclass
-class SymbolReport:
-    """How one symbol's scan went."""
-
-    status: str = "pending"  # ok, partial, or a SourceError kind such as rate_limited
-    error: str | None = None
-    price: float | None = None
-    as_of: str | None = None
-    expirations: list[str] = field(default_factory=list)
-    contracts: int = 0
-    matches: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the report as JSON-ready data, omitting an absent error."""
-        data = dict(self.__dict__)
-        if data["error"] is None:
-            del data["error"]
-        return data
-
-
-@dataclass
-class ScanResult:
-    """The outcome of one perform_scan() call."""
-
-    success: bool
-    message: str
-    side: Side
-    trigger: str
-    started_at: datetime
-    finished_at: datetime
-    rules: str
-    refused: str | None = None  # market_closed, no_symbols, invalid_symbols
-    interrupted: bool = False
-    saved: bool = False
-    as_of: datetime | None = None  # latest capture time of the chains scanned
-    symbols: dict[str, SymbolReport] = field(default_factory=dict)
-    matches: list[dict[str, Any]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        """Return symbol, contract and match counts."""
-        ok = sum(1 for r in self.symbols.values() if r.status in OK_STATUSES)
-        return {
-            "symbols": len(self.symbols),
-            "scanned": ok,
-            "failed": sum(
-                1 for r in self.symbols.values() if r.status not in OK_STATUSES + ("pending",)
-            ),
-            "contracts": sum(r.contracts for r in self.symbols.values()),
-            "matches": len(self.matches),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the result as JSON-ready data (times in ISO 8601 with offsets)."""
-        return {
-            "success": self.success,
-            "message": self.message,
-            "side": self.side,
-            "trigger": self.trigger,
-            "refused": self.refused,
-            "interrupted": self.interrupted,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
-            "duration_s": round((self.finished_at - self.started_at).total_seconds(), 3),
-            "as_of": self.as_of.isoformat() if self.as_of else None,
-            "rules": self.rules,
-            "counts": self.counts(),
-            "symbols": {s: r.to_dict() for s, r in self.symbols.items()},
-            "matches": self.matches,
-        }
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, float | int) and not isinstance(value, bool):
         value = float(value)
@@ -153,15 +70,15 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def match_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+def match_records(rows: pd.DataFrame) -> list[Match]:
     """Return analysed rows as JSON-ready dicts, NaN as None."""
-    records = []
+    records: list[Match] = []
     for row in rows.to_dict("records"):
         record = {name: _json_value(row.get(name)) for name in MATCH_FIELDS}
-        for name in ("dte", "open_interest", "volume"):
+        for name in INTEGER_FIELDS:
             if record[name] is not None:
                 record[name] = int(record[name])
-        records.append(record)
+        records.append(record)  # type: ignore[arg-type]
     return records
 
 

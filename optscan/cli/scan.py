@@ -1,0 +1,140 @@
+"""`flask scan` and `flask record`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from optscan.cli import EXIT_BUSY, EXIT_FAILED, EXIT_MARKET_CLOSED, EXIT_OK, EXIT_REDIS
+from optscan.cli.report import ProgressPrinter, format_matches
+from optscan.core.models import Side
+from optscan.core.symbols import InvalidSymbol, normalize_symbols
+from optscan.extensions import services
+from optscan.jobs.scanjob import Refusal, ScanRequest, prepare
+from optscan.web.presentation import rows_renderer
+
+_REFUSAL_EXIT = {"market_closed": EXIT_MARKET_CLOSED, "busy": EXIT_BUSY, "redis": EXIT_REDIS}
+
+
+def _symbols_option(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    try:
+        return normalize_symbols(s for s in raw.split(",") if s.strip())
+    except InvalidSymbol as exc:
+        raise click.BadParameter(str(exc), param_hint="--symbols") from exc
+
+
+def _refused(refusal: Refusal, as_json: bool) -> None:
+    if as_json:
+        body = {"success": False, "refused": refusal.kind, "message": refusal.message}
+        click.echo(json.dumps(body))
+    click.echo(refusal.message, err=True)
+    sys.exit(_REFUSAL_EXIT.get(refusal.kind, EXIT_FAILED))
+
+
+@click.command("scan")
+@click.option("--force", is_flag=True, help="Scan even when the market is closed.")
+@click.option("--symbols", metavar="AAPL,MSFT", help="Scan these instead of the active watchlist.")
+@click.option("--calls", is_flag=True, help="Scan covered calls instead of cash-secured puts.")
+@click.option(
+    "--min-return",
+    type=click.FloatRange(min=0),
+    metavar="PCT",
+    help="Minimum annualized return in percent, for this run.",
+)
+@click.option(
+    "--max-delta",
+    type=click.FloatRange(min=0, max=1),
+    metavar="D",
+    help="Bound on |delta| for this run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option(
+    "--trigger",
+    type=click.Choice(["cli", "timer"]),
+    default="cli",
+    show_default=True,
+    help="Who started the scan, as shown on the page (the systemd timer passes timer).",
+)
+@with_appcontext
+def scan_command(
+    force: bool,
+    symbols: str | None,
+    calls: bool,
+    min_return: float | None,
+    max_delta: float | None,
+    as_json: bool,
+    trigger: str,
+) -> None:
+    """Scan the watchlist for options worth selling and print the matches."""
+    wanted = _symbols_option(symbols)
+    side: Side = "call" if calls else "put"
+    svc = services()
+    rules = svc.settings.rules.overridden(side, min_return_pct=min_return, max_delta=max_delta)
+    request = ScanRequest(side, force=force, trigger=trigger, symbols=wanted, rules=rules)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    job = prepare(svc, request, rows_renderer(app))
+    if isinstance(job, Refusal):
+        _refused(job, as_json)
+        return
+    progress = None if as_json else ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
+    result = job.run(progress)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), allow_nan=False))
+    else:
+        if result.matches:
+            click.echo(format_matches(result.matches))
+        for symbol, report in result.symbols.items():
+            if report.error:
+                click.echo(f"{symbol}: {report.status}: {report.error}", err=True)
+        click.echo(result.message, err=True)
+    sys.exit(EXIT_OK if result.success else EXIT_FAILED)
+
+
+@click.command("record")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("symbols", nargs=-1)
+@with_appcontext
+def record_command(directory: Path, symbols: tuple[str, ...]) -> None:
+    """Record live Yahoo option chains into DIRECTORY for replay."""
+    from optscan.sources.record import record
+    from optscan.sources.yahoo import YahooSource
+
+    try:
+        wanted = normalize_symbols(symbols) if symbols else None
+    except InvalidSymbol as exc:
+        raise click.BadParameter(str(exc), param_hint="SYMBOLS") from exc
+    svc = services()
+    wanted = wanted or svc.watchlist.active_symbols()
+    # Record from the configured Yahoo (or a compatible base URL); a replay setting still
+    # records from live Yahoo. Either way under the shared rate limit and retry policy.
+    configured = svc.new_source()
+    source = (
+        configured
+        if isinstance(configured, YahooSource)
+        else YahooSource(
+            svc.instance_path / "yfinance-cache",
+            timeout=svc.settings.fetch_timeout_seconds,
+            policy=svc.fetch_policy(),
+        )
+    )
+    outcome = record(
+        directory,
+        wanted,
+        fetch_raw=source.fetch_raw,
+        horizon_days=svc.settings.rules.horizon_days,
+    )
+    failed = 0
+    for symbol, files in outcome.items():
+        if isinstance(files, str):
+            failed += 1
+            click.echo(f"{symbol}: {files}", err=True)
+        else:
+            click.echo(f"{symbol}: {len(files)} expirations")
+    sys.exit(EXIT_FAILED if failed == len(outcome) else EXIT_OK)

@@ -1,0 +1,311 @@
+"""Settings: one table of every OPTSCAN_* variable, its default and its check.
+
+Each row names the variable (without the OPTSCAN_ prefix), its default, the check that turns a
+raw value into a typed one (or raises ConfigError naming the variable) and a one-line meaning.
+Defaults, validation, the typed Settings and the README's table all come from this table; rule
+defaults come from `Rules` itself. Importing this module loads neither pandas nor scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import click
+
+from optscan.core.rules import Rules
+
+_RULES = Rules()
+
+
+class ConfigError(click.ClickException):
+    """A configuration value is missing or out of range."""
+
+    # Click prints "Error: <message>" and exits 2 when the app factory raises this for a CLI.
+    exit_code = 2
+
+
+Check = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One OPTSCAN_* variable: its default, its check and what it means."""
+
+    key: str
+    default: Any
+    check: Check
+    doc: str
+
+
+def _name(key: str) -> str:
+    return key if key == "REDIS_URL" else f"OPTSCAN_{key}"
+
+
+def number(
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    integer: bool = False,
+    optional: bool = False,
+    positive: bool = False,
+) -> Check:
+    """Return a check for a number within [minimum, maximum] (None allowed when optional)."""
+
+    def check(key: str, raw: Any) -> Any:
+        if raw is None and optional:
+            return None
+        value = raw
+        if isinstance(value, str):
+            # from_prefixed_env leaves values that are not JSON as strings: "30%" or "abc".
+            try:
+                value = float(value)
+            except ValueError:
+                value = None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{_name(key)} must be a number, got {raw!r}")
+        if integer:
+            if value != int(value):
+                raise ConfigError(f"{_name(key)} must be a whole number, got {value!r}")
+            value = int(value)
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{_name(key)} must be at least {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{_name(key)} must be at most {maximum}, got {value!r}")
+        if positive and value <= 0:
+            raise ConfigError(f"{_name(key)} must be greater than 0, got {value!r}")
+        return value if integer else float(value)
+
+    return check
+
+
+def choice(*choices: str) -> Check:
+    """Return a check for one of a few words."""
+
+    def check(key: str, raw: Any) -> str:
+        if raw not in choices:
+            raise ConfigError(f"{_name(key)} must be one of {', '.join(choices)}, got {raw!r}")
+        return str(raw)
+
+    return check
+
+
+def flag(key: str, raw: Any) -> bool:
+    """Check a true/false value."""
+    if isinstance(raw, bool):
+        return raw
+    raise ConfigError(f"{_name(key)} must be true or false, got {raw!r}")
+
+
+def optional_text(key: str, raw: Any) -> str | None:
+    """Check an optional string (empty means unset)."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{_name(key)} must be text, got {raw!r}")
+    return raw
+
+
+def nonempty_text(key: str, raw: Any) -> str:
+    """Check a non-empty string."""
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"{_name(key)} must be a non-empty string, got {raw!r}")
+    return raw
+
+
+def source_spec(key: str, raw: Any) -> str:
+    """Check a source spec: yahoo, yahoo:<base URL> or replay:<dir>."""
+    kind, _, argument = raw.partition(":") if isinstance(raw, str) else ("", "", "")
+    if not (
+        raw == "yahoo"
+        or (kind == "replay" and argument)
+        or (kind == "yahoo" and argument.startswith(("http://", "https://")))
+    ):
+        raise ConfigError(
+            f"{_name(key)} must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>', got {raw!r}"
+        )
+    return str(raw)
+
+
+def redis_url(key: str, raw: Any) -> str | None:
+    """Check an optional redis://, rediss:// or unix:// URL."""
+    if not raw:
+        return None
+    if not isinstance(raw, str) or not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}")
+    return raw
+
+
+def password_hash(key: str, raw: Any) -> str | None:
+    """Check an optional werkzeug password hash ("scrypt:32768:8:1$salt$hash")."""
+    if not raw:
+        return None
+    if not isinstance(raw, str) or raw.count("$") != 2:
+        raise ConfigError(
+            f"{_name(key)} must be a hash made by `flask set-password --print`,"
+            " not a plain password"
+        )
+    return raw
+
+
+def _any(key: str, raw: Any) -> Any:
+    return raw
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", "development", choice("development", "production"),
+            "`production` refuses to start without a strong `OPTSCAN_SECRET_KEY` and marks"
+            " cookies Secure"),
+    Setting("SECRET_KEY", None, _any,
+            "Flask's secret key; in development generated once into `secret_key` in the instance"
+            " folder; in production required, at least 32 characters"),
+    Setting("PASSWORD_HASH", None, password_hash,
+            "a hash from `flask set-password --print`; wins over the stored one"),
+    Setting("PUBLIC_READ", True, flag,
+            "with a password set, `false` makes reading the pages need a login too"),
+    Setting("SCAN_TRIGGER_LIMIT", 10, number(0, integer=True),
+            "scans one client address may start per window (0: no limit)"),
+    Setting("SCAN_TRIGGER_WINDOW_SECONDS", 600, number(1, 86400, integer=True), "that window"),
+    Setting("LOGIN_ATTEMPT_LIMIT", 10, number(1, integer=True),
+            "failed logins per client address per 15 minutes"),
+    Setting("TRUSTED_PROXIES", 0, number(0, 5, integer=True),
+            "reverse proxies in front whose `X-Forwarded-*` headers to trust (1 behind nginx)"),
+    Setting("MAX_CONTENT_LENGTH", 65536, number(1024, 10_000_000, integer=True),
+            "largest request body, bytes (larger: 413)"),
+    Setting("INSTANCE_PATH", None, optional_text,
+            "folder for the watchlist, the embedded Redis and yfinance's cache"),
+    Setting("REDIS_URL", None, redis_url,
+            "`redis://`, `rediss://` or `unix://` URL; unset: embedded server in the instance"
+            " folder"),
+    Setting("REDIS_PREFIX", "optscan:", nonempty_text,
+            "prefix of every Redis key, so instances can share a server"),
+    Setting("SOURCE", "yahoo", source_spec,
+            "`yahoo`, `yahoo:<base URL>` (a Yahoo-compatible server) or `replay:<dir>`"),
+    Setting("RISK_FREE_RATE_PCT", 4.5, number(-5.0, 50.0),
+            "risk-free rate, percent per year (continuous)"),
+    Setting("PUT_MIN_RETURN_PCT", _RULES.put_min_return_pct, number(0.0),
+            "puts: minimum annualized return, percent"),
+    Setting("PUT_MAX_DELTA", _RULES.put_max_delta, number(0.0, 1.0),
+            "puts: bound on \\|delta\\| (delta ≥ −bound)"),
+    Setting("CALL_MIN_RETURN_PCT", _RULES.call_min_return_pct, number(0.0),
+            "calls: minimum annualized return, percent"),
+    Setting("CALL_DELTA_BASE", _RULES.call_delta_base, number(0.0, 1.0),
+            "calls: delta ceiling up to 7 days to expiry"),
+    Setting("CALL_DELTA_STEP", _RULES.call_delta_step, number(0.0, 1.0),
+            "calls: added per further week"),
+    Setting("CALL_DELTA_CAP", _RULES.call_delta_cap, number(0.0, 1.0),
+            "calls: highest delta ceiling"),
+    Setting("HORIZON_DAYS", _RULES.horizon_days, number(0, 730, integer=True),
+            "expirations within this many calendar days"),
+    Setting("MIN_OPEN_INTEREST", _RULES.min_open_interest, number(0, integer=True),
+            "minimum open interest (0: no filter)"),
+    Setting("MIN_VOLUME", _RULES.min_volume, number(0, integer=True),
+            "minimum volume (0: no filter)"),
+    Setting("MAX_SPREAD_PCT", _RULES.max_spread_pct, number(0.0, optional=True),
+            "maximum bid–ask spread, percent of mid"),
+    Setting("WIDE_SPREAD_PCT", 50.0, number(0.0),
+            "spread above which a contract is flagged `wide_spread`, percent of mid"),
+    Setting("STALE_AFTER_MINUTES", 60, number(0.0),
+            "results older than this are shown as stale"),
+    Setting("LOCK_TTL_SECONDS", 60, number(5, 3600, integer=True),
+            "scan lock TTL; renewed every third of it while a scan runs"),
+    Setting("SSE_HEARTBEAT_SECONDS", 15.0, number(0.05, 300),
+            "comment sent on idle event streams; keep it below any proxy's read timeout"),
+    Setting("SSE_RETRY_MS", 3000, number(100, 600_000, integer=True),
+            "how long browsers wait before reconnecting a dropped stream"),
+    Setting("FETCH_TIMEOUT_SECONDS", 10.0, number(0.1, 300.0),
+            "per-request timeout towards Yahoo, seconds (a timed-out request is retried)"),
+    Setting("SCAN_CONCURRENCY", 16, number(1, 64, integer=True),
+            "Yahoo requests in flight at once during a scan (1: one after another)"),
+    Setting("YAHOO_RATE_PER_SECOND", 3.0, number(0.0, 1000.0, positive=True),
+            "steady Yahoo requests per second, shared by every optscan process on the Redis"
+            " server"),
+    Setting("YAHOO_BURST", 150, number(1, 1000, integer=True),
+            "requests that may leave at once after a quiet spell (the token bucket's size)"),
+    Setting("YAHOO_MAX_RETRIES", 3, number(0, 10, integer=True),
+            "further attempts after a 429, 5xx, timeout or dropped connection (0: none)"),
+    Setting("YAHOO_BACKOFF_BASE_SECONDS", 0.5, number(0.0, 60.0),
+            "retry *n* waits a random ½–1 × min(cap, base × 2^(n−1)) seconds"),
+    Setting("YAHOO_BACKOFF_CAP_SECONDS", 8.0, number(0.0, 300.0), "longest backoff step"),
+    Setting("YAHOO_BREAKER_THRESHOLD", 3, number(0, 1000, integer=True),
+            "429s without a success in between that pause all Yahoo requests (0: never pause)"),
+    Setting("YAHOO_BREAKER_PAUSE_SECONDS", 30.0, number(0.0, 3600.0),
+            "length of that pause; if Yahoo still answers 429 after it, the scan stops asking"),
+)  # fmt: skip
+
+DEFAULTS: dict[str, Any] = {s.key: s.default for s in SETTINGS}
+_RULE_KEYS = {
+    "PUT_MIN_RETURN_PCT": "put_min_return_pct",
+    "PUT_MAX_DELTA": "put_max_delta",
+    "CALL_MIN_RETURN_PCT": "call_min_return_pct",
+    "CALL_DELTA_BASE": "call_delta_base",
+    "CALL_DELTA_STEP": "call_delta_step",
+    "CALL_DELTA_CAP": "call_delta_cap",
+    "HORIZON_DAYS": "horizon_days",
+    "MIN_OPEN_INTEREST": "min_open_interest",
+    "MIN_VOLUME": "min_volume",
+    "MAX_SPREAD_PCT": "max_spread_pct",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, typed settings the domain code takes as explicit arguments."""
+
+    env: str
+    secret_key: Any
+    password_hash: str | None
+    public_read: bool
+    scan_trigger_limit: int
+    scan_trigger_window_seconds: int
+    login_attempt_limit: int
+    trusted_proxies: int
+    max_content_length: int
+    instance_path: str | None
+    redis_url: str | None
+    redis_prefix: str
+    source: str
+    risk_free_rate: float  # FRACTION per year (the variable is in percent)
+    rules: Rules
+    wide_spread_pct: float
+    stale_after_minutes: float
+    lock_ttl_seconds: int
+    sse_heartbeat_seconds: float
+    sse_retry_ms: int
+    fetch_timeout_seconds: float
+    scan_concurrency: int
+    yahoo_rate_per_second: float
+    yahoo_burst: int
+    yahoo_max_retries: int
+    yahoo_backoff_base_seconds: float
+    yahoo_backoff_cap_seconds: float
+    yahoo_breaker_threshold: int
+    yahoo_breaker_pause_seconds: float
+
+
+def default_config() -> dict[str, Any]:
+    """Return a fresh copy of the defaults."""
+    return dict(DEFAULTS)
+
+
+def _ordered(values: dict[str, Any], low: str, high: str) -> None:
+    if values[high] < values[low]:
+        raise ConfigError(f"{_name(high)} ({values[high]}) must be >= {_name(low)} ({values[low]})")
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate a Flask config mapping and return typed settings, or raise ConfigError."""
+    values = {s.key: s.check(s.key, config.get(s.key, s.default)) for s in SETTINGS}
+    _ordered(values, "CALL_DELTA_BASE", "CALL_DELTA_CAP")
+    _ordered(values, "YAHOO_BACKOFF_BASE_SECONDS", "YAHOO_BACKOFF_CAP_SECONDS")
+    rules = Rules(**{attr: values.pop(key) for key, attr in _RULE_KEYS.items()})
+    values["RISK_FREE_RATE"] = values.pop("RISK_FREE_RATE_PCT") / 100.0
+    typed = {key.lower(): value for key, value in values.items()}
+    names = {f.name for f in fields(Settings)}
+    return Settings(rules=rules, **{k: v for k, v in typed.items() if k in names})

@@ -1,0 +1,15 @@
+"""The web layer: blueprints, presentation, security headers and error pages."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprints, template helpers and error handlers."""
+    from optscan.web import auth, errors, presentation, scans, stream, watchlist
+
+    presentation.init_app(app)
+    errors.init_app(app)
+    for blueprint in (auth.bp, scans.bp, stream.bp, watchlist.bp):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,156 @@
+"""What the pages show and how: template filters, the column table, flags, and view models."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, get_template_attribute
+from markupsafe import Markup
+
+from optscan.core.formatting import display, is_blank
+from optscan.core.market import MarketStatus, format_et
+from optscan.core.models import COLUMNS, Match, failed_symbols
+
+TABLE_COLUMNS = tuple(c for c in COLUMNS if c.table)
+
+FLAG_INFO: dict[str, tuple[str, str, str]] = {
+    # flag: (badge text, explanation, style)
+    "earnings": ("Earnings", "An earnings date falls before expiration", "warn"),
+    "ex_dividend": ("Ex-div", "An ex-dividend date falls before expiration", "warn"),
+    "yahoo_iv": (
+        "Yahoo IV",
+        "No two-sided quote: Yahoo's own implied volatility was used",
+        "info",
+    ),
+    "wide_spread": ("Wide", "The bid-ask spread is wide compared with the mid price", "info"),
+    "no_ask": ("No ask", "No ask is quoted", "info"),
+    "no_bid": ("No bid", "No bid is quoted", "bad"),
+    "crossed": ("Crossed", "The bid is above the ask", "bad"),
+    "expired": ("Expired", "The contract has expired", "bad"),
+    "iv_out_of_range": ("IV?", "The implied volatility is outside 1%-500%", "bad"),
+}
+
+
+def sort_value(value: Any) -> str:
+    """Return the raw value a column sorts by (empty when there is none)."""
+    return "" if is_blank(value) else str(value)
+
+
+def by_symbol_return(matches: list[Match]) -> list[Match]:
+    """Order matches by symbol, then best annualized return first."""
+    return sorted(matches, key=lambda m: (m["symbol"], -(m.get("annualized_return") or 0.0)))
+
+
+def flag_info(flag: str) -> tuple[str, str, str]:
+    """Return a flag's badge text, explanation and style."""
+    return FLAG_INFO.get(flag, (flag.replace("_", " "), flag.replace("_", " "), "info"))
+
+
+def badge(flag: str) -> Markup:
+    """Return one flag as a small labelled badge."""
+    text, title, style = flag_info(flag)
+    return Markup('<span class="badge badge-{}" title="{}">{}</span>').format(style, title, text)
+
+
+def age_words(age: timedelta) -> str:
+    """Return an age as "just now", "5 minutes ago", "3 hours 10 min ago" or "4 days ago"."""
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''} ago"
+    hours = minutes // 60
+    if hours < 48:
+        rest = minutes % 60
+        tail = f" {rest} min" if rest and hours < 6 else ""
+        return f"{hours} hour{'s' if hours != 1 else ''}{tail} ago"
+    days = hours // 24
+    return f"{days} days ago"
+
+
+def market_words(status: MarketStatus) -> dict[str, Any]:
+    """Return the market status in words: open until when, or closed until when (ET)."""
+    if status.is_open and status.session_close is not None:
+        close = f"{status.session_close:%H:%M} ET"
+        detail = f"closes today at {close}" + (" (early close)" if status.early_close else "")
+        return {"open": True, "label": "Open", "detail": detail}
+    return {
+        "open": False,
+        "label": "Closed",
+        "detail": f"next open {format_et(status.next_open)}",
+    }
+
+
+def progress_view(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return a running scan's snapshot as the figures the progress panel shows."""
+    if not snapshot:
+        return None
+    started = snapshot.get("started_at")
+    return {
+        "index": snapshot.get("index") or 0,
+        "total": snapshot.get("total") or 0,
+        "symbol": snapshot.get("symbol"),
+        "matches_so_far": snapshot.get("matches_so_far") or 0,
+        "eta_s": snapshot.get("eta_s"),
+        "side": snapshot.get("side"),
+        "trigger": snapshot.get("trigger"),
+        "started_at": format_et(datetime.fromisoformat(started)) if started else None,
+        "scan_id": snapshot.get("scan_id"),
+    }
+
+
+def progress_words(progress: dict[str, Any] | None) -> str:
+    """Return a scan's progress as one sentence."""
+    if not progress or not progress["total"]:
+        return "Starting…"
+    words = f"{progress['index']} of {progress['total']} symbols"
+    if progress["symbol"]:
+        words += f", last {progress['symbol']}"
+    words += f"; {progress['matches_so_far']} matches so far"
+    if progress["eta_s"] is not None and progress["index"] < progress["total"]:
+        words += f"; about {math.ceil(progress['eta_s'])} s left"
+    return words + "."
+
+
+def result_view(result: dict[str, Any] | None, now: datetime, stale: bool) -> dict[str, Any] | None:
+    """Return a stored scan result as the figures the page shows."""
+    if result is None:
+        return None
+    finished = datetime.fromisoformat(result["finished_at"])
+    as_of = result.get("as_of")
+    return {
+        "finished_at": format_et(finished),
+        "finished_iso": finished.isoformat(),
+        "age": age_words(now - finished),
+        "stale": stale,
+        "message": result.get("message", ""),
+        "success": bool(result.get("success")),
+        "trigger": result.get("trigger"),
+        "counts": result.get("counts") or {},
+        "as_of": format_et(datetime.fromisoformat(as_of)) if as_of else None,
+        "rules": result.get("rules"),
+        "failed": failed_symbols(result.get("symbols") or {}),
+    }
+
+
+def rows_renderer(app: Flask):  # type: ignore[no-untyped-def]
+    """Return a function that renders matches with the page's row macro, from any thread."""
+
+    def render(matches: list[Match]) -> str:
+        with app.app_context():
+            return str(get_template_attribute("scans/_rows.html", "rows")(matches))
+
+    return render
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and globals the templates use."""
+    app.add_template_filter(display, "cell")
+    app.add_template_filter(sort_value, "sort_value")
+    app.add_template_filter(by_symbol_return, "by_symbol_return")
+    app.add_template_global(flag_info, "flag_info")
+    app.add_template_global(badge, "badge")
+    app.add_template_global(progress_words, "progress_words")
+    app.add_template_global(TABLE_COLUMNS, "result_columns")

@@ -1,0 +1,297 @@
+"""Scans: the page, the scan endpoint, status and downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
+
+from optscan.core.formatting import plain
+from optscan.core.market import NEW_YORK, format_et
+from optscan.core.models import COLUMNS, SIDE_WORDS, SIDES, Side
+from optscan.extensions import Services, services
+from optscan.jobs.scanjob import (
+    Refusal,
+    ScanRequest,
+    ScanState,
+    current_scan,
+    describe_busy,
+    prepare,
+)
+from optscan.store.results import is_stale
+from optscan.web.presentation import (
+    market_words,
+    progress_view,
+    result_view,
+    rows_renderer,
+)
+
+bp = Blueprint("scans", __name__)
+
+_TRUE = frozenset({"1", "true", "on", "yes", "y"})
+_FALSE = frozenset({"", "0", "false", "off", "no", "n"})
+
+# -- request parsing -----------------------------------------------------------------------
+
+
+def _side_value(raw: str | None, *, default: Side = "put") -> Side:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value not in SIDES:
+        abort(400, description=f"The side must be put or call, not {raw[:20]!r}.")
+    return value  # type: ignore[return-value]
+
+
+def _force_value(raw: str | None) -> bool:
+    value = (raw or "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    abort(400, description=f"The force option must be on or off (1 or 0), not {raw[:20]!r}.")
+
+
+def _wants_partial() -> bool:
+    """Return whether the page's script sent the request (it shows a partial in place)."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+# -- page context --------------------------------------------------------------------------
+
+
+def _results_context(svc: Services, side: Side | None, scan: ScanState, symbol: str) -> dict:
+    now = svc.now()
+    live_snapshot = scan.snapshot if scan.running else None
+    if side is None:
+        side = (live_snapshot or {}).get("side") or "put"
+    live = live_snapshot is not None and live_snapshot.get("side") == side
+    last = svc.store.last(side)
+    attempt = svc.store.last_attempt(side)
+    # Every scan overwrites the attempt; an unsuccessful one is newer than the last good one.
+    failure = _result_view(attempt, svc, now) if attempt and not attempt.get("success") else None
+    matches = (live_snapshot or {}).get("rows", []) if live else (last or {}).get("matches", [])
+    shown = [m for m in matches if m["symbol"].startswith(symbol)] if symbol else matches
+    return {
+        "side": side,
+        "side_words": SIDE_WORDS[side],
+        "live": live,
+        "scan_id": (live_snapshot or {}).get("scan_id") if live else None,
+        "last": _result_view(last, svc, now),
+        "failure": failure,
+        "matches": matches,
+        "shown": shown,
+        "symbol_filter": symbol,
+    }
+
+
+def _page_context(side: Side | None, symbol: str = "") -> dict[str, Any]:
+    svc = services()
+    # The newest event id is read BEFORE the snapshot: an event published in between is then
+    # replayed to the page by the stream, never lost.
+    last_event_id = svc.events.last_id()
+    scan = current_scan(svc.redis, svc.lock_key, svc.events.get_state())
+    if scan.running and scan.snapshot and scan.snapshot.get("last_event_id"):
+        last_event_id = scan.snapshot["last_event_id"]
+    stream_url = request.script_root + "/stream"
+    if last_event_id:
+        stream_url += f"?lastEventId={last_event_id}"
+    context = _results_context(svc, side, scan, symbol)
+    return {
+        **context,
+        "market": market_words(svc.calendar.status(svc.now())),
+        "scan": scan,
+        "holder": scan.holder,
+        "busy_words": describe_busy(scan.holder) if scan.holder is not None else None,
+        "progress": progress_view(scan.snapshot),
+        "stream_url": stream_url,
+    }
+
+
+# -- web routes ----------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> str:
+    """Show the market, the scan form, the progress of a running scan and the last results."""
+    raw_side = request.args.get("side")
+    side = _side_value(raw_side) if raw_side else None
+    symbol = request.args.get("symbol", "").strip().upper()[:10]
+    return render_template("scans/index.html", **_page_context(side, symbol))
+
+
+@bp.get("/results")
+def results_partial() -> str:
+    """Return the results section alone, for the page's script to swap in."""
+    side = _side_value(request.args.get("side"))
+    svc = services()
+    scan = current_scan(svc.redis, svc.lock_key, svc.events.get_state())
+    symbol = request.args.get("symbol", "").strip().upper()[:10]
+    return render_template(
+        "scans/_results.html", partial=True, **_results_context(svc, side, scan, symbol)
+    )
+
+
+_STATUS = {
+    "started": 202,
+    "busy": 409,
+    "market_closed": 409,
+    "no_symbols": 409,
+    "redis": 503,
+    "internal": 500,
+}
+
+
+@bp.post("/scan")
+def scan() -> tuple[str, int]:
+    """Start a scan in the background and say at once how that went."""
+    side = _side_value(request.form.get("side"))
+    force = _force_value(request.form.get("force"))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    svc = services()
+    client = request.remote_addr or "unknown"
+    if svc.scan_triggers.exceeded(client):
+        limits = svc.settings
+        abort(
+            429,
+            description=(
+                f"This address started {limits.scan_trigger_limit} scans in the last"
+                f" {limits.scan_trigger_window_seconds // 60} minutes; try again in"
+                f" {svc.scan_triggers.retry_after(client)} s."
+            ),
+        )
+    job = prepare(svc, ScanRequest(side, force=force, trigger="web"), rows_renderer(app))
+    if isinstance(job, Refusal):
+        outcome = {"kind": job.kind, "message": job.message, "side": side}
+        view = _outcome_context(outcome, job.snapshot, job.next_open)
+    else:
+        job.start()
+        svc.scan_triggers.record(client)
+        outcome = {"kind": "started", "message": job.message, "side": side}
+        view = _outcome_context(outcome, job.live.snapshot, None)
+    status = _STATUS[outcome["kind"]]
+    if _wants_partial():
+        return render_template("scans/_outcome.html", **view), status
+    return render_template("scans/index.html", **_page_context(side), **view), status
+
+
+def _outcome_context(
+    outcome: dict[str, Any], snapshot: dict[str, Any] | None, next_open: datetime | None
+) -> dict[str, Any]:
+    return {
+        "outcome": outcome,
+        "outcome_progress": progress_view(snapshot),
+        "outcome_next_open": format_et(next_open) if next_open else None,
+        "outcome_side_words": SIDE_WORDS[outcome["side"]],
+    }
+
+
+def _summary(result: dict[str, Any] | None, svc: Services, now: datetime) -> dict | None:
+    if result is None:
+        return None
+    finished = datetime.fromisoformat(result["finished_at"])
+    return {
+        "success": bool(result.get("success")),
+        "message": result.get("message"),
+        "trigger": result.get("trigger"),
+        "finished_at": result["finished_at"],
+        "age_s": round((now - finished).total_seconds(), 1),
+        "stale": is_stale(result, now, svc.settings.stale_after_minutes),
+        "counts": result.get("counts"),
+    }
+
+
+@bp.get("/scan/status")
+def scan_status() -> Response:
+    """Return the current scan state as JSON; "interrupted" is a snapshot left without a lock."""
+    svc = services()
+    now = svc.now()
+    scan = current_scan(svc.redis, svc.lock_key, svc.events.get_state())
+    snapshot = scan.snapshot or {}
+    progress = None
+    if scan.snapshot is not None:
+        progress = {
+            key: snapshot.get(key)
+            for key in (
+                "scan_id", "trigger", "side", "started_at", "index", "total", "symbol",
+                "matches_so_far", "elapsed_s", "eta_s", "updated_at", "last_event_id",
+            )
+        }  # fmt: skip
+    body = {
+        "state": scan.state,
+        "running": scan.running,
+        "holder": scan.holder,
+        "progress": progress,
+        "now": now.isoformat(),
+        "last": {side: _summary(svc.store.last(side), svc, now) for side in SIDES},
+        "last_attempt": {side: _summary(svc.store.last_attempt(side), svc, now) for side in SIDES},
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _download_name(result: dict[str, Any], side: Side, ext: str) -> str:
+    finished = datetime.fromisoformat(result["finished_at"]).astimezone(NEW_YORK)
+    return f"optscan-{SIDE_WORDS[side]}-{finished:%Y%m%d-%H%M}.{ext}"
+
+
+def _last_or_404(side: Side) -> dict[str, Any]:
+    result = services().store.last(side)
+    if result is None:
+        abort(404, description=f"There are no {SIDE_WORDS[side]} results yet: run a scan first.")
+    return result
+
+
+@bp.get("/results.json")
+def results_json() -> Response:
+    """Download the last completed scan of a side as JSON, exactly as stored."""
+    side = _side_value(request.args.get("side"))
+    result = _last_or_404(side)
+    response = Response(json.dumps(result, allow_nan=False), mimetype="application/json")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{_download_name(result, side, "json")}"'
+    )
+    return response
+
+
+@bp.get("/results.csv")
+def results_csv() -> Response:
+    """Download the matches of the last completed scan of a side as CSV."""
+    side = _side_value(request.args.get("side"))
+    result = _last_or_404(side)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(c.name for c in COLUMNS)
+    for match in result.get("matches", []):
+        writer.writerow(plain(match.get(c.name), c.kind) for c in COLUMNS)
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{_download_name(result, side, "csv")}"'
+    )
+    return response
+
+
+@bp.app_template_global("results_download_url")
+def results_download_url(side: str, ext: str) -> str:
+    """Return the download URL of a side's last results."""
+    endpoint = "scans.results_csv" if ext == "csv" else "scans.results_json"
+    return url_for(endpoint, side=side)
+
+
+def _result_view(result: dict[str, Any] | None, svc: Services, now: datetime) -> dict | None:
+    stale = result is not None and is_stale(result, now, svc.settings.stale_after_minutes)
+    return result_view(result, now, stale)
