@@ -37,7 +37,7 @@ def post_worker_init(worker):
     def on_term(signum, frame):
         try:
             bp.close_streams()
-        except Exception:  # noqa: BLE001 - shutting down anyway; never block the exit
+        except Exception:
             worker.log.exception("closing SSE streams on SIGTERM failed")
         if callable(previous):
             previous(signum, frame)

@@ -93,7 +93,7 @@ def reference_solver() -> tuple[str, Solver]:
         probe["price"] = vollib_prices(probe)
         vectorized(probe)
         return "py_vollib_vectorized", vectorized
-    except Exception:  # not installed, or its numba code does not compile here
+    except Exception:  # noqa: BLE001 - not installed, or its numba code does not compile here
         pass
     from vollib.black_scholes_merton.greeks.analytical import delta as vollib_delta
     from vollib.black_scholes_merton.implied_volatility import implied_volatility
@@ -101,7 +101,7 @@ def reference_solver() -> tuple[str, Solver]:
     def scalar_iv(price: float, s: float, k: float, t: float, q: float, flag: str) -> float:
         try:
             return implied_volatility(price, s, k, t, RATE, q, flag)
-        except Exception:  # below intrinsic, above the bound: no volatility explains it
+        except Exception:  # noqa: BLE001 - below intrinsic or above the bound: no volatility
             return float("nan")
 
     iv_each = np.vectorize(scalar_iv, otypes=[float])

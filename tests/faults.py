@@ -3,6 +3,7 @@ client, the gunicorn worker pids, and small HTTP helpers against a real server."
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -287,10 +288,8 @@ class BrowserStream(threading.Thread):
         with self._lock:
             sock = self._sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.join(timeout=10)
 
     def events_after(self, moment: float) -> list[Received]:

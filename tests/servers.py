@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -96,7 +96,7 @@ def gunicorn_server(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    log_file = tempfile.TemporaryFile(prefix="optscan-gunicorn-")
+    log_file = tempfile.TemporaryFile(prefix="optscan-gunicorn-")  # noqa: SIM115 - lives with the server
     process = subprocess.Popen(
         # No control socket: its default path is per user, shared by every test server.
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket", app],
@@ -142,8 +142,6 @@ def _stop(process: subprocess.Popen[bytes], stop_timeout: float) -> None:
         except subprocess.TimeoutExpired:
             pass
     # Hung: the group was created for this server alone, so end all of it.
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()

@@ -45,8 +45,9 @@ from optscan.sources.base import CHAIN_COLUMNS, Chain, Quote
 DATA = Path("/work/shared/data/yahoo-v7")
 REGULAR_FILE = DATA / "gramistella__yfinance-rs/options_v7_AAPL_1756425600.json"
 PRE_MARKET_AAPL = DATA / "gadicc__node-yahoo-finance2/options-AAPL.json"
-TWO_SIDED_FILES = sorted((DATA / "gramistella__yfinance-rs").glob("*.json")) + [
-    DATA / "pydata__pandas-datareader/yahoo_options1.json"
+TWO_SIDED_FILES = [
+    *sorted((DATA / "gramistella__yfinance-rs").glob("*.json")),
+    DATA / "pydata__pandas-datareader/yahoo_options1.json",
 ]
 # Pre-market recordings in which every contract shows bid = ask = 0.
 ALL_ZERO_FILES = [
@@ -364,9 +365,9 @@ def test_after_the_close_on_expiry_day_is_expired() -> None:
 
 
 def test_naive_datetimes_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone-aware"):
         calendar_dte(datetime(2026, 3, 6, 15, 0), date(2026, 3, 13))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone-aware"):
         years_to_expiry(datetime(2026, 3, 6, 15, 0), date(2026, 3, 13))
 
 
@@ -381,8 +382,20 @@ def test_annualized_return_is_percent_with_one_day_floor() -> None:
 
 @pytest.mark.parametrize(
     ("dte", "target"),
-    [(0, 0.20), (1, 0.20), (7, 0.20), (8, 0.24), (14, 0.24), (15, 0.28), (21, 0.28), (22, 0.32)]
-    + [(28, 0.32), (29, 0.36), (45, 0.36), (365, 0.36)],
+    [
+        (0, 0.2),
+        (1, 0.2),
+        (7, 0.2),
+        (8, 0.24),
+        (14, 0.24),
+        (15, 0.28),
+        (21, 0.28),
+        (22, 0.32),
+        (28, 0.32),
+        (29, 0.36),
+        (45, 0.36),
+        (365, 0.36),
+    ],
 )
 def test_call_delta_target_steps_weekly(dte: int, target: float) -> None:
     assert float(call_delta_target(dte)) == pytest.approx(target)
@@ -554,7 +567,7 @@ def test_empty_recorded_chain_gives_empty_frame() -> None:
 
 
 def test_side_must_be_put_or_call(regular: Chain) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="side must be"):
         analyze_chain(regular, "puts", risk_free_rate=RATE)
 
 

@@ -49,7 +49,7 @@ def live_server(tmp_path: Path, instance_path: Path, redis_url: str, redis_prefi
     recordings = build_replay_dir(tmp_path / "replay", "aapl")
     Watchlist(instance_path / "watchlist.sqlite3", seed=SYMBOLS)
     # Every symbol answers with AAPL's recordings after 0.3 s, like a slow Yahoo.
-    aliases = {symbol: "AAPL" for symbol in SYMBOLS}
+    aliases = dict.fromkeys(SYMBOLS, "AAPL")
     with YahooEmulator(recordings, latency=0.3, aliases=aliases) as yahoo:
         env = {
             "OPTSCAN_INSTANCE_PATH": str(instance_path),

@@ -174,8 +174,8 @@ def test_sixty_symbols_with_failures_each_get_their_own_status(
     good = names("G", 54)
     failing = {"FAILA": "500", "FAILB": "429", "PARTL": "not_v7"}
     aliases = dict.fromkeys(good + list(failing), "AAPL")
-    symbols = good[:20] + ["NOPE1", "FAILA", "BTC-USD"] + good[20:40] + ["FAILB", "PARTL"]
-    symbols += good[40:] + ["NOPE2"]
+    symbols = [*good[:20], "NOPE1", "FAILA", "BTC-USD", *good[20:40], "FAILB", "PARTL"]
+    symbols += [*good[40:], "NOPE2"]
     assert len(symbols) == 60
     latency = 0.05
     with YahooEmulator(root, latency=latency, aliases=aliases) as yahoo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import itertools
 import re
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def test_timer_fires_every_15_minutes_of_market_hours_in_new_york(
     fires = [f for f in timer_fires(systemd_analyze, base, 40) if f.date().isoformat() == day]
     assert len(fires) == 27, fires  # 09:30 to 16:00 inclusive, every 15 minutes
     assert fires[0].strftime("%H:%M") == first and fires[-1].strftime("%H:%M") == last
-    gaps = {(b - a).total_seconds() for a, b in zip(fires, fires[1:], strict=False)}
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
     assert gaps == {900.0}
 
 

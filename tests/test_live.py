@@ -127,7 +127,7 @@ def test_a_renderer_failure_does_not_stop_the_scan(events: ScanEvents, redis_cli
     live = LiveScan(events, broken, scan_id="s", trigger="cli", side="call", clock=FrozenClock(T0))
     live.started(["AAPL"])
     live.progress(1, 1, "AAPL", [match("AAPL", "C1", 25.0)])
-    done = [e for e in all_events(events, redis_client) if e["type"] == "symbol-done"][0]
+    done = next(e for e in all_events(events, redis_client) if e["type"] == "symbol-done")
     assert done["data"]["html"] == "" and done["data"]["count"] == 1
     assert events.get_state()["rows"] == [match("AAPL", "C1", 25.0)]
 

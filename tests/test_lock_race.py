@@ -65,7 +65,7 @@ def test_exactly_one_scan_runs_among_racing_web_requests_and_the_cli(
 ) -> None:
     recordings = build_replay_dir(tmp_path / "replay", "aapl")
     Watchlist(instance_path / "watchlist.sqlite3", seed=SYMBOLS)
-    aliases = {symbol: "AAPL" for symbol in SYMBOLS}
+    aliases = dict.fromkeys(SYMBOLS, "AAPL")
     with YahooEmulator(recordings, latency=0.4, aliases=aliases) as yahoo:
         env = {
             "OPTSCAN_INSTANCE_PATH": str(instance_path),

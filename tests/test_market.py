@@ -166,7 +166,7 @@ def test_outside_range_refused() -> None:
         cal.next_open(et(2026, 12, 31, 17))
     # The range is measured in New York days: 23:30 ET on Dec 31 is still inside.
     assert not cal.is_market_open(et(2026, 12, 31, 23, 30))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="range is empty"):
         MarketCalendar(start=date(2026, 2, 1), end=date(2026, 1, 1))
 
 

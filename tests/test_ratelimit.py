@@ -89,7 +89,7 @@ def test_local_pause_holds_takers_back_and_resumes_without_a_burst() -> None:
 
 def test_bad_rates_are_refused() -> None:
     for rate, burst in ((0, 5), (-1, 5), (float("inf"), 5), (10, 0), (10, 2.5), (10, True)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must be"):
             LocalTokenBucket(rate, burst)  # type: ignore[arg-type]
 
 

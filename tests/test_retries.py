@@ -5,6 +5,7 @@ Every figure checked here is what reached the emulator: how many requests, and w
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -68,7 +69,7 @@ def chain_hits(server: YahooEmulator, symbol: str = "AAPL") -> list:
 
 def gaps(hits: list) -> list[float]:
     times = sorted(h.at for h in hits)
-    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 def test_429s_are_retried_after_a_doubling_jittered_backoff(yahoo, source_for) -> None:

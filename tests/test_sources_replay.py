@@ -157,7 +157,7 @@ def test_a_recording_that_is_not_json_is_malformed(tmp_path: Path) -> None:
     root = build_replay_dir(tmp_path / "r", "2016")
     (root / "AAPL" / "2016-09-16.json").write_text("<html>not json</html>")
     source = ReplaySource(root)
-    with pytest.raises(MalformedResponse, match="2016-09-16.json"):
+    with pytest.raises(MalformedResponse, match=r"2016-09-16\.json"):
         source.chain("AAPL", date(2016, 9, 16))
     # The good recording still replays.
     assert source.chain("AAPL", date(2016, 9, 9)).expiration == date(2016, 9, 9)

@@ -302,10 +302,12 @@ def test_an_unknown_symbol_answered_with_an_empty_result(
     premarket_root: Path, cache_dir: Path
 ) -> None:
     # What Yahoo was seen to send for a bare "SPX": 200 and {"result": []}.
-    with YahooEmulator(premarket_root, unknown_symbol="empty") as server:
-        with YahooSource(cache_dir, base_url=server.base_url) as source:
-            with pytest.raises(NoOptions, match="unknown symbol or no listed options"):
-                source.expirations("SPX")
+    with (
+        YahooEmulator(premarket_root, unknown_symbol="empty") as server,
+        YahooSource(cache_dir, base_url=server.base_url) as source,
+        pytest.raises(NoOptions, match="unknown symbol or no listed options"),
+    ):
+        source.expirations("SPX")
 
 
 def test_a_hung_request_times_out(aapl_yahoo: YahooEmulator, source_for) -> None:

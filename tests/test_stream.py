@@ -7,6 +7,7 @@ decoded with an independent reading of the WHATWG server-sent events algorithm (
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import queue
@@ -207,7 +208,7 @@ def test_heartbeats_arrive_at_the_configured_interval(clients) -> None:
     for _ in range(4):
         assert client.block(timeout=3 * HEARTBEAT) == [": heartbeat"]
         arrivals.append(time.monotonic())
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert all(0.6 * HEARTBEAT < gap < 1.8 * HEARTBEAT for gap in gaps), gaps
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -370,7 +371,7 @@ def test_two_processes_editing_at_once_lose_nothing(tmp_path: Path) -> None:
     # owner once; measured runs switch 350-390 times out of 399.
     order = [e.symbol[:2] for e in sorted(entries.values(), key=lambda e: e.added_at)]
     order = [p for p in order if p in ("PA", "PB")]
-    switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
     assert switches >= 20, f"writers ran mostly one after the other ({switches} switches)"
 
 

@@ -312,10 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         """Answer one request as Yahoo would, after any latency and fault."""
         owner = self.owner
         arrived = time.monotonic()
@@ -343,7 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self._hit = None
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         """Answer the emulator's own control requests (POST /_emulator/reset)."""
         if urlsplit(self.path).path == CONTROL_PREFIX + "reset":
             self.owner.reset_hits()

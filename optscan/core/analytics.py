@@ -414,10 +414,7 @@ def analyze_chain(
     use_yahoo = ~two_sided & np.isfinite(yahoo_iv)
     iv = np.where(two_sided, iv_mid, np.where(use_yahoo, yahoo_iv, np.nan))
     iv_bad = ~((iv >= IV_MIN) & (iv <= IV_MAX))
-    if wide_spread_pct is None:
-        wide = np.zeros(n, dtype=bool)
-    else:
-        wide = spread_pct > wide_spread_pct
+    wide = np.zeros(n, dtype=bool) if wide_spread_pct is None else spread_pct > wide_spread_pct
     valid = ~(no_bid | crossed | iv_bad | expired)
 
     delta = bsm_delta(is_call, spot, strike, t_years, risk_free_rate, div_yield, iv)

@@ -115,7 +115,7 @@ def _open_symbol(
     except SourceError as exc:
         report.status, report.error = exc.kind, exc.message
         return report, None, []
-    except Exception as exc:  # noqa: BLE001 - one symbol's surprise must not end the scan
+    except Exception as exc:
         log.exception("scan of %s failed", symbol)
         report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
         return report, None, []
@@ -143,7 +143,7 @@ def _scan_expiration(
         )
     except SourceError as exc:
         return _ChainOutcome(expiration, kind=exc.kind, message=exc.message)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.exception("scan of %s %s failed", symbol, expiration)
         return _ChainOutcome(
             expiration, kind="error", message=f"unexpected error ({type(exc).__name__})"

@@ -100,7 +100,7 @@ class LiveScan:
             return ""
         try:
             return str(self.render_rows(matches))
-        except Exception:  # noqa: BLE001 - the rows still reach the page with the results
+        except Exception:
             log.exception("scan %s: rows could not be rendered", self.scan_id)
             return ""
 

@@ -194,7 +194,7 @@ class ScanJob:
     def _run_in_background(self) -> None:
         try:
             self.run()
-        except Exception:  # noqa: BLE001 - nobody awaits this thread: the log is where it goes
+        except Exception:
             log.exception("background scan %s failed", self.scan_id)
         finally:
             with _threads_lock:
@@ -245,7 +245,7 @@ def prepare(svc: Services, request: ScanRequest, render_rows: RenderRows) -> Sca
     except (redis.RedisError, RedisUnavailable) as exc:
         log.error("scan not started: Redis is unavailable (%s)", exc)
         return Refusal("redis", REDIS_DOWN, side)
-    except Exception:  # noqa: BLE001 - the page gets plain words, the log the details
+    except Exception:
         log.exception("scan not started")
         return Refusal(
             "internal",

@@ -19,16 +19,16 @@ from .policy import FetchPolicy
 
 __all__ = [
     "CHAIN_COLUMNS",
+    "SOURCE_SPECS",
     "Chain",
     "EmptyChain",
+    "FetchPolicy",
     "MalformedResponse",
     "NoOptions",
     "OptionSource",
     "Quote",
     "RateLimited",
     "SourceError",
-    "SOURCE_SPECS",
-    "FetchPolicy",
     "make_source",
 ]
 

@@ -257,7 +257,7 @@ def _error_detail(response: Any) -> str:
             if isinstance(value, dict) and isinstance(value.get("error"), dict)
         )
         return f": {error.get('description') or error.get('code')}"
-    except Exception:  # any non-JSON error page: the status alone says enough
+    except Exception:  # noqa: BLE001 - any non-JSON error page: the status alone says enough
         return ""
 
 

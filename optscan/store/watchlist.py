@@ -26,9 +26,9 @@ from optscan.core.symbols import InvalidSymbol, normalize_symbol, normalize_symb
 
 __all__ = [
     "DEFAULT_SYMBOLS",
+    "REFUSED",
     "Entry",
     "InvalidNote",
-    "REFUSED",
     "InvalidSymbol",
     "UnknownSymbol",
     "Watchlist",

@@ -73,6 +73,6 @@ def handle_error(exc: Exception) -> Any:
         return render_template("errors/_message.html", code=code, words=words), code, headers
     try:
         return render_template("errors/page.html", code=code, words=words), code, headers
-    except Exception:  # noqa: BLE001 - the error page itself failed: fall back to text
+    except Exception:
         log.exception("error page could not be rendered")
         return words, code, [*headers, ("Content-Type", "text/plain; charset=utf-8")]

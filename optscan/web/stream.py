@@ -15,6 +15,7 @@ lets a newline in an event's type or id inject lines. This subclass keeps its AP
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -247,7 +248,7 @@ class FanOut:
                         else:
                             self._broadcast(parsed)
                 return
-            except Exception as exc:  # noqa: BLE001 - the reader must outlive any one failure
+            except Exception as exc:
                 self._ready.clear()
                 logger.warning(
                     "SSE subscription to %s lost (%s: %s); retrying in %.1f s",
@@ -260,10 +261,9 @@ class FanOut:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                try:
+                # Closing a broken connection may fail too.
+                with contextlib.suppress(Exception):
                     pubsub.close()
-                except Exception:  # noqa: BLE001 - closing a broken connection may fail too
-                    pass
 
 
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)  # Linux: the peer closed or shut down writing
