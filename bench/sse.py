@@ -41,7 +41,7 @@ SMOKE_CLIENTS = (20,)
 SCAN_SYMBOLS = 26  # a simulated scan: scan-started, symbol-done + progress per symbol, finished
 FULL_SCANS, SMOKE_SCANS = 2, 1
 FULL_INTERVAL, SMOKE_INTERVAL = 0.075, 0.02  # seconds between events
-ROWS_HTML_CHARS = 2400  # a symbol-done event's rendered rows: about 3 rows of the results table
+ROWS_PER_SYMBOL = 3  # a symbol-done event's rows, rendered to HTML by the worker once per event
 WARM_CLIENTS = 5
 CONNECT_TIMEOUT = 60.0  # seconds for all N streams to open
 DRAIN_TIMEOUT = 15.0  # seconds for the last event to reach every client
@@ -296,15 +296,28 @@ class RedisProbe:
         self.client.close()
 
 
+def _row(symbol: str, n: int) -> dict[str, Any]:
+    """Return a Match-shaped row, as a scan publishes it (the worker renders the HTML)."""
+    return {
+        "symbol": symbol, "side": "put", "contract": f"{symbol}250822P{n:08d}",
+        "expiration": "2025-08-22", "dte": 7, "strike": 200.0 + n, "bid": 1.25, "ask": 1.35,
+        "mid": 1.30, "spread_pct": 7.7, "otm_pct": 5.2, "annualized_return": 32.5, "iv": 0.31,
+        "delta": -0.15, "pop_otm": 0.83, "open_interest": 1200, "volume": 310,
+        "breakeven": 198.75 + n, "flags": [],
+    }  # fmt: skip
+
+
 def simulated_scan(symbols: int) -> list[tuple[str, dict[str, Any]]]:
     """Return the events of a scan of `symbols` symbols, shaped like LiveScan's."""
-    html = ("<tr>" + "x" * 790 + "</tr>") * (ROWS_HTML_CHARS // 799)
     events: list[tuple[str, dict[str, Any]]] = [
         ("scan-started", {"scan_id": "bench", "side": "put", "total": symbols, "trigger": "cli"})
     ]
     for index in range(1, symbols + 1):
         symbol = f"SYM{index:02d}"
-        events.append(("symbol-done", {"symbol": symbol, "status": "ok", "count": 3, "html": html}))
+        rows = [_row(symbol, n) for n in range(ROWS_PER_SYMBOL)]
+        events.append(
+            ("symbol-done", {"symbol": symbol, "status": "ok", "count": len(rows), "rows": rows})
+        )
         events.append(
             ("progress", {"index": index, "total": symbols, "symbol": symbol, "eta_s": 1.0})
         )
@@ -526,8 +539,8 @@ def _table(figures: list[FanOutFigures], smoke: bool) -> Table:
         "Latency: from ScanEvents.publish in the bench process (as `flask scan` publishes) to"
         " the client's recv(), over every delivery to every client; the clients' own loop"
         " shares the machine's 2 CPUs with the worker and Redis, and is part of it.",
-        f"Events: scan-started, then symbol-done (with {ROWS_HTML_CHARS:,} characters of rows"
-        " HTML) and progress per symbol, then scan-finished.",
+        f"Events: scan-started, then symbol-done (with {ROWS_PER_SYMBOL} Match rows, which the"
+        " worker renders to HTML once per event) and progress per symbol, then scan-finished.",
         "Redis conns: CLIENT LIST minus the bench's own connection; before = after a warm-up"
         f" of {WARM_CLIENTS} streams and before the clients; peak = sampled while they"
         " connected; pub/sub = subscribed connections.",

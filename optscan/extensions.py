@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -19,10 +21,12 @@ from optscan.store.events import ScanEvents
 from optscan.store.lock import ScanLock
 from optscan.store.passwords import PasswordStore
 from optscan.store.ratelimit import RedisTokenBucket
-from optscan.store.redisserver import connect
+from optscan.store.redisserver import RedisUnavailable, connect
 from optscan.store.results import ResultStore
 from optscan.store.throttle import Throttle
 from optscan.store.watchlist import Watchlist
+
+log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 
@@ -141,6 +145,16 @@ class Services:
         return ScanLock(
             self.redis, self.lock_key, ttl=self.settings.lock_ttl_seconds, holder=holder
         )
+
+    def remove_symbols(self, symbols: Iterable[str]) -> list[str]:
+        """Remove symbols from the watchlist and their rows from the results board."""
+        removed = self.watchlist.remove(symbols)
+        try:
+            self.store.forget(removed)
+        except (redis.RedisError, RedisUnavailable) as exc:
+            # The watchlist is the record; rows left behind stay marked stale, nothing breaks.
+            log.warning("rows of %s not removed from the results: %s", ", ".join(removed), exc)
+        return removed
 
     def now(self) -> datetime:
         """Return the injected clock's time."""

@@ -46,3 +46,15 @@ def build_replay_dir(dest: Path, name: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
     return dest
+
+
+def clone_symbol(root: Path, source: str, target: str) -> Path:
+    """Copy one symbol's recordings under another symbol's name (as Yahoo would answer it)."""
+    (root / target).mkdir(parents=True, exist_ok=True)
+    for path in sorted((root / source).glob("*.json")):
+        payload = json.loads(path.read_bytes())
+        for result in payload["optionChain"]["result"]:
+            result["underlyingSymbol"] = target
+            result["quote"]["symbol"] = target
+        (root / target / path.name).write_text(json.dumps(payload))
+    return root / target

@@ -137,7 +137,9 @@ def test_scan_progress_and_rows_arrive_live(browser, live_server) -> None:
         "() => document.querySelectorAll('#results-table tbody tr[data-symbol]').length > 0"
     )
     symbols = set(
-        page.eval_on_selector_all("#results-table tbody tr", "rs => rs.map(r => r.dataset.symbol)")
+        page.eval_on_selector_all(
+            "#results-table tbody tr[data-symbol]", "rs => rs.map(r => r.dataset.symbol)"
+        )
     )
     assert symbols <= set(SYMBOLS) and len(symbols) == len(SYMBOLS)
     assert errors == []

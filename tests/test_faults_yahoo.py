@@ -126,7 +126,10 @@ def test_a_scan_with_every_kind_of_fault_completes_with_per_symbol_errors(app, y
     )
     assert mine[PARTIAL] == [m for m in reference[PARTIAL] if m["expiration"] != str(second)]
     assert result["counts"]["failed"] == len(FAULTY)
-    assert result["message"].endswith(f"Failed: {', '.join(sorted(FAULTY))}.")
+    assert result["message"].endswith(
+        f"Failed: {', '.join(sorted(FAULTY))}; the previous results of {len(FAULTY)} of them"
+        " are kept."
+    )
     # Each failing request was sent once plus its retries; answers that will not change
     # (404, malformed) only once.
     hits = Counter(h.path.rsplit("/", 1)[-1] for h in option_hits(yahoo))
@@ -137,9 +140,13 @@ def test_a_scan_with_every_kind_of_fault_completes_with_per_symbol_errors(app, y
     # The completed scan is the new last result, with its failures on the page.
     assert json.loads(previous)["finished_at"] == result["finished_at"]
     page = app.test_client().get("/")
-    assert page.status_code == 200 and "could not be scanned in the last good scan" in page.text
+    assert page.status_code == 200 and "Not scanned in the last put scan" in page.text
+    skipped = page.text.split('id="last-skipped"', 1)[1].split("</div>", 1)[0]
     for symbol in FAULTY:
-        assert f"<strong>{symbol}</strong>" in page.text
+        assert symbol in skipped
+    # Each failed symbol keeps its earlier rows on the board, marked with the failure.
+    board = app.extensions["optscan"].store.board("put")
+    assert all(board[s]["scan_id"] != board[GOOD[0]]["scan_id"] for s in FAULTY)
     print(
         f"\nmixed faults: {len(SYMBOLS)} symbols in {wall:.2f} s,"
         f" {len(option_hits(yahoo))} requests,"
@@ -159,7 +166,7 @@ def test_a_scan_that_fails_everywhere_keeps_the_previous_results(app, yahoo, kin
 
     assert code == 1 and result["success"] is False
     assert result["message"].startswith(f"Scan failed: none of the {len(GOOD)} symbols")
-    assert result["message"].endswith("the previous results are kept.")
+    assert result["message"].endswith(f"the previous results of {len(GOOD)} of them are kept.")
     assert last_after == last_before  # byte for byte
     assert json.loads(attempt)["finished_at"] == result["finished_at"]
     expected = {"429": "rate_limited", "500": "error", "hang": "error"}.get(kind, "malformed")
@@ -168,7 +175,9 @@ def test_a_scan_that_fails_everywhere_keeps_the_previous_results(app, yahoo, kin
     page = client.get("/")
     assert page.status_code == 200 and "The last put scan failed" in page.text
     assert page.text.count('data-symbol="') >= len(good["matches"])  # the old rows, still shown
-    assert client.get("/results.json?side=put").get_json() == json.loads(last_before)
+    downloaded = client.get("/results.json?side=put").get_json()
+    assert downloaded["last_scan"] == json.loads(last_before)
+    assert downloaded["matches"] == good["matches"]  # every row of the good scan, unchanged
     requests = len(option_hits(yahoo))
     # Bounded effort: never more than one first request per symbol plus its retries.
     assert requests <= len(GOOD) * (1 + MAX_RETRIES)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,11 +27,6 @@ class Ticks:
         return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
 
 
-def plain_rows(matches: list[dict]) -> str:
-    """Render rows the simplest way: enough to see which matches reached the renderer."""
-    return "".join(f'<tr data-contract="{html.escape(m["contract"])}"></tr>' for m in matches)
-
-
 @pytest.fixture
 def events(redis_client: redis.Redis, redis_prefix: str) -> ScanEvents:
     return ScanEvents(redis_client, redis_prefix)
@@ -57,7 +50,7 @@ def make_live(events: ScanEvents, **kwargs) -> LiveScan:
         "monotonic": Ticks(100.0),
     }
     options.update(kwargs)
-    return LiveScan(events, plain_rows, **options)
+    return LiveScan(events, **options)
 
 
 def match(symbol: str, contract: str, annualized: float) -> dict:
@@ -71,7 +64,8 @@ def test_started_publishes_and_snapshots_the_scan(events: ScanEvents) -> None:
     state = events.get_state()
     assert state["status"] == "running" and state["scan_id"] == "scan-1"
     assert state["symbols"] == ["AAPL", "MSFT", "NVDA"] and state["total"] == 3
-    assert state["index"] == 0 and state["rows"] == [] and state["last_event_id"] == event_id
+    assert state["index"] == 0 and state["done"] == {} and state["last_event_id"] == event_id
+    assert "rows" not in state  # rows live in their own events and on the board, once
     assert state["started_at"] == T0.isoformat()
 
 
@@ -80,7 +74,7 @@ def test_progress_order_payloads_and_eta(events: ScanEvents, redis_client: redis
     live = make_live(events, monotonic=Ticks(100.0, 102.0, 106.0))
     live.started(["AAPL", "MSFT", "NVDA"])
     first = [match("AAPL", "AAPL1", 40.0), match("AAPL", "AAPL2", 35.0)]
-    live.progress(1, 3, "AAPL", first, SymbolReport(status="ok"))
+    live.progress(1, 3, "AAPL", first, SymbolReport(status="ok", price=230.5, as_of="t1"))
     live.progress(2, 3, "MSFT", [], SymbolReport(status="rate_limited", error="HTTP 429"))
 
     log = all_events(events, redis_client)
@@ -90,22 +84,22 @@ def test_progress_order_payloads_and_eta(events: ScanEvents, redis_client: redis
     done1, progress1, done2, progress2 = (e["data"] for e in log[1:])
     assert done1["symbol"] == "AAPL" and done1["status"] == "ok" and done1["count"] == 2
     assert "error" not in done1
-    assert re.findall(r'data-contract="([^"]+)"', done1["html"]) == ["AAPL1", "AAPL2"]
+    assert done1["rows"] == first and done1["spot"] == 230.5 and done1["as_of"] == "t1"
     assert done2 == {
         "symbol": "MSFT", "index": 2, "status": "rate_limited", "error": "HTTP 429",
-        "count": 0, "html": "",
+        "count": 0, "rows": [], "spot": None, "as_of": None,
     }  # fmt: skip
     # ETA: mean seconds per symbol so far times the symbols left.
     assert progress1 == {
-        "index": 1, "total": 3, "symbol": "AAPL", "matches_so_far": 2,
+        "index": 1, "total": 3, "symbol": "AAPL", "matches_so_far": 2, "failed_so_far": 0,
         "elapsed_s": 2.0, "eta_s": 2.0 / 1 * 2,
     }  # fmt: skip
     assert progress2["elapsed_s"] == 6.0 and progress2["eta_s"] == 6.0 / 2 * 1
-    assert progress2["matches_so_far"] == 2
+    assert progress2["matches_so_far"] == 2 and progress2["failed_so_far"] == 1
 
     state = events.get_state()
     assert state["index"] == 2 and state["symbol"] == "MSFT"
-    assert [r["contract"] for r in state["rows"]] == ["AAPL1", "AAPL2"]
+    assert state["matches_so_far"] == 2 and state["failed_so_far"] == 1
     assert state["done"]["MSFT"] == {"index": 2, "status": "rate_limited", "error": "HTTP 429",
                                      "count": 0}  # fmt: skip
     # The snapshot names the last event it includes, so a page can follow on from there.
@@ -120,16 +114,19 @@ def test_a_progress_callback_without_report_says_done(events: ScanEvents, redis_
     assert done[0]["data"]["status"] == STATUS_DONE
 
 
-def test_a_renderer_failure_does_not_stop_the_scan(events: ScanEvents, redis_client) -> None:
-    def broken(matches: list[dict]) -> str:
-        raise RuntimeError("template exploded")
-
-    live = LiveScan(events, broken, scan_id="s", trigger="cli", side="call", clock=FrozenClock(T0))
-    live.started(["AAPL"])
-    live.progress(1, 1, "AAPL", [match("AAPL", "C1", 25.0)])
-    done = next(e for e in all_events(events, redis_client) if e["type"] == "symbol-done")
-    assert done["data"]["html"] == "" and done["data"]["count"] == 1
-    assert events.get_state()["rows"] == [match("AAPL", "C1", 25.0)]
+def test_each_symbols_rows_are_encoded_once(events: ScanEvents, redis_client) -> None:
+    # The snapshot stays the same size however many rows the scan finds: nothing is
+    # re-encoded per symbol (a 200-symbol scan once rewrote every row after each symbol).
+    live = make_live(events)
+    live.started([f"S{i}" for i in range(30)])
+    sizes = []
+    for i in range(30):
+        rows = [match(f"S{i}", f"S{i}C{n}", 40.0) for n in range(50)]
+        live.progress(i + 1, 30, f"S{i}", rows, SymbolReport(status="ok"))
+        sizes.append(len(redis_client.get(events.state_key)))
+    assert sizes[-1] - sizes[0] < 30 * 60  # the "done" entries only, ~50 bytes a symbol
+    done = [e for e in all_events(events, redis_client) if e["type"] == "symbol-done"]
+    assert [len(e["data"]["rows"]) for e in done] == [50] * 30
 
 
 def _result(success: bool, message: str, **kwargs) -> ScanResult:
@@ -228,9 +225,7 @@ def test_a_real_scan_publishes_one_symbol_done_per_symbol(
     assert len(by_symbol["AAPL"]) > 2
     for symbol in symbols:
         assert done[symbol]["count"] == len(by_symbol[symbol])
-        assert sorted(re.findall(r'data-contract="([^"]+)"', done[symbol]["html"])) == sorted(
-            m["contract"] for m in by_symbol[symbol]
-        )
+        assert done[symbol]["rows"] == by_symbol[symbol]
     progress = [e["data"] for e in log if e["type"] == "progress"]
     assert [p["index"] for p in progress] == [1, 2, 3] and {p["total"] for p in progress} == {3}
     assert progress[-1]["matches_so_far"] == len(result.matches)
@@ -249,5 +244,5 @@ def test_a_scan_completes_and_is_saved_while_events_cannot_be_published(
     result = perform_scan(["AAPL"], "put", True, live.progress, env=svc.scan_env(), trigger="web")
     live.finished(result)
     assert result.success and result.saved
-    assert svc.store.last("put")["matches"] == result.matches
+    assert svc.store.results("put")["matches"] == result.matches
     assert live.publish_failures >= 3

@@ -216,3 +216,24 @@ def test_second_construction_reuses_cached_calendar() -> None:
     assert elapsed < 0.01, f"second construction took {elapsed * 1000:.1f} ms"
     other = MarketCalendar(start=date(2024, 1, 1), end=date(2027, 12, 31))
     assert other._sessions is not first._sessions
+
+
+def test_quotes_are_stale_by_their_capture_time_and_the_sessions() -> None:
+    cal = MarketCalendar(start=date(2026, 1, 1), end=date(2026, 12, 31))
+    friday_close = et(2026, 11, 20, 16, 0)
+    # After Friday's close the closing quotes stay current all weekend...
+    assert not cal.quotes_stale(friday_close, et(2026, 11, 21, 10, 0), 60)
+    assert not cal.quotes_stale(et(2026, 11, 20, 15, 30), et(2026, 11, 22, 20, 0), 60)
+    # ...quotes from long before that close are not...
+    assert cal.quotes_stale(et(2026, 11, 20, 14, 30), et(2026, 11, 21, 10, 0), 60)
+    assert cal.quotes_stale(et(2026, 11, 19, 16, 0), et(2026, 11, 20, 20, 0), 60)
+    # ...and once Monday's session opens, Friday's quotes are stale at once.
+    assert cal.quotes_stale(friday_close, et(2026, 11, 23, 9, 30), 60)
+    # During a session, quotes are stale past the age limit.
+    assert not cal.quotes_stale(et(2026, 11, 23, 10, 0), et(2026, 11, 23, 10, 59), 60)
+    assert cal.quotes_stale(et(2026, 11, 23, 10, 0), et(2026, 11, 23, 11, 1), 60)
+    # Thanksgiving (closed): Wednesday's closing quotes are the latest there are.
+    assert not cal.quotes_stale(et(2026, 11, 25, 16, 0), et(2026, 11, 26, 12, 0), 60)
+    assert cal.previous_close(et(2026, 11, 26, 12, 0)) == et(2026, 11, 25, 16, 0)
+    # The day after Thanksgiving closes early at 13:00.
+    assert cal.previous_close(et(2026, 11, 27, 15, 0)) == et(2026, 11, 27, 13, 0)

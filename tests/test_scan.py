@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,10 +14,10 @@ from optscan.core.market import MarketCalendar
 from optscan.core.rules import Rules, call_delta_target
 from optscan.core.scan import ScanEnv, perform_scan
 from optscan.sources.replay import ReplaySource
-from optscan.store.results import ResultStore, is_stale
+from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
 from tests.clocks import FrozenClock
-from tests.replaydirs import build_replay_dir
+from tests.replaydirs import build_replay_dir, clone_symbol
 
 SATURDAY = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)  # 10:00 ET, market closed
 
@@ -130,24 +131,47 @@ def test_a_failing_symbol_is_reported_and_the_scan_goes_on(
     assert store.last("put")["counts"]["failed"] == 2
 
 
-def test_a_failed_scan_never_replaces_the_last_good_one(
+def test_a_failed_symbol_keeps_its_rows_and_a_subset_scan_changes_only_its_symbols(
     aapl_dir: Path, tmp_path: Path, clock: FrozenClock, store: ResultStore
 ) -> None:
+    clone_symbol(aapl_dir, "AAPL", "MSFT")  # a second symbol with rows
     env = make_env(aapl_dir, tmp_path, clock, store)
-    good = perform_scan(force=True, env=env)
-    assert good.success and good.saved
-    before = store.last("put")
-    assert before["matches"] == json.loads(json.dumps(good.to_dict()))["matches"]
+    good = perform_scan(["AAPL", "MSFT"], force=True, env=env, scan_id="first")
+    assert good.success and good.saved and good.matches
+    before = store.board("put")
+    assert set(before) == {"AAPL", "MSFT"}
+    assert [m for g in before.values() for m in g["matches"]] == good.matches
+    assert {g["scan_id"] for g in before.values()} == {"first"}
+    assert before["AAPL"]["as_of"] == good.symbols["AAPL"].as_of
+    assert before["AAPL"]["rules"] == good.rules
 
-    failed = perform_scan(["MSFT", "NVDA"], force=True, env=env)
-    assert not failed.success
-    assert "previous results are kept" in failed.message
-    assert store.last("put") == before
-    assert store.last_attempt("put")["success"] is False
+    # MSFT fails (its recordings are gone): AAPL is replaced, MSFT keeps its rows.
+    shutil.rmtree(aapl_dir / "MSFT")
+    partly = perform_scan(["AAPL", "MSFT"], force=True, env=env, scan_id="second")
+    assert partly.success and partly.symbols["MSFT"].status == "error"
+    assert "MSFT; the previous results of 1 of them are kept" in partly.message
+    after = store.board("put")
+    assert after["AAPL"]["scan_id"] == "second" and after["MSFT"] == before["MSFT"]
+    assert store.failures("put")["MSFT"]["status"] == "error"
+
+    # A scan of one symbol touches nothing else; a success clears that symbol's failure.
+    clone_symbol(aapl_dir, "AAPL", "MSFT")
+    assert perform_scan(["MSFT"], force=True, env=env, scan_id="third").success
+    assert store.board("put")["AAPL"]["scan_id"] == "second"
+    assert store.board("put")["MSFT"]["scan_id"] == "third"
+    assert store.failures("put") == {}
+
+    # A scan where nothing could be scanned changes no rows and keeps the last good summary.
+    last = store.last("put")
+    failed = perform_scan(["NVDA"], force=True, env=env, scan_id="fourth")
+    assert not failed.success and failed.message.endswith("could be scanned.")
+    assert "previous results" not in failed.message  # NVDA never had any
+    assert store.last("put") == last and store.last_attempt("put")["success"] is False
+    assert set(store.board("put")) == {"AAPL", "MSFT"}
 
     interrupted = perform_scan(force=True, env=env, should_continue=lambda: False)
     assert interrupted.interrupted and not interrupted.success
-    assert store.last("put") == before
+    assert store.last("put") == last and set(store.board("put")) == {"AAPL", "MSFT"}
 
 
 def test_market_closed_refuses_unless_forced_and_names_the_next_open(
@@ -181,12 +205,6 @@ def test_overridden_rules_apply_to_one_run(
     assert len(wide.matches) > len(strict.matches)
     assert min(m["delta"] for m in wide.matches) < -0.20
     assert all(m["delta"] >= -0.4 for m in wide.matches)
-
-
-def test_stale_results_are_marked_not_deleted() -> None:
-    result = {"finished_at": datetime(2026, 11, 23, 15, 0, tzinfo=UTC).isoformat()}
-    assert not is_stale(result, datetime(2026, 11, 23, 15, 59, tzinfo=UTC), 60)
-    assert is_stale(result, datetime(2026, 11, 23, 16, 1, tzinfo=UTC), 60)
 
 
 def test_invalid_side_is_refused(aapl_dir: Path, tmp_path: Path, clock: FrozenClock) -> None:

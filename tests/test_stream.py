@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from optscan.config import ConfigError
 from optscan.store.events import ScanEvents, event_id_key
-from optscan.web import stream
+from optscan.web import sse, stream
 from tests.conftest import private_prefix
 from tests.servers import BaseURL, free_port, gunicorn_server
 
@@ -552,9 +552,9 @@ def test_a_client_that_stops_reading_is_cut_off(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     publisher = ScanEvents(redis_client, redis_prefix)
-    fanout = stream.FanOut(redis_client, publisher.channel)
+    fanout = sse.FanOut(redis_client, publisher.channel)
     stalled, reading = fanout.attach(), fanout.attach()
-    total = stream.CLIENT_QUEUE_SIZE + 5
+    total = sse.CLIENT_QUEUE_SIZE + 5
     drained: list[object] = []
 
     def drain() -> None:
@@ -584,10 +584,10 @@ def test_heartbeat_setting_is_validated(make_app, bad: object) -> None:
 
 
 def test_format_event_against_the_parser() -> None:
-    text = stream.format_event({"a": "x\ny"}, type="progress", id="7-1")
+    text = sse.format_event({"a": "x\ny"}, type="progress", id="7-1")
     assert text == 'event: progress\ndata: {"a":"x\\ny"}\nid: 7-1\n\n'
     assert dispatch(text) == [{"type": "progress", "data": '{"a":"x\\ny"}', "id": "7-1"}]
     for data in ["", "\n", "a\r\n", "\r\rb", " two  spaces ", "trailing\n\n"]:
-        parsed = dispatch(stream.format_event(data, type="t", id="1-0\x00"))
+        parsed = dispatch(sse.format_event(data, type="t", id="1-0\x00"))
         expected = re.sub(r"\r\n|\r", "\n", data)
         assert parsed == [{"type": "t", "data": expected, "id": "1-0"}], repr(data)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from optscan.core.scan import MATCH_FIELDS, perform_scan
+from optscan.core.market import format_et
+from optscan.core.models import MATCH_FIELDS
+from optscan.core.scan import perform_scan
 from optscan.jobs.live import LiveScan
 from optscan.jobs.scanjob import new_holder, wait_for_background_scans
 from optscan.store.lock import ScanLock
@@ -81,6 +83,8 @@ class Page(HTMLParser):
         super().__init__()
         self.ids: dict[str, dict[str, str | None]] = {}
         self.rows: list[dict] = []
+        self.heads: list[dict] = []  # one per symbol section
+        self._row: dict = {}
         self.meta: dict[str, str] = {}
         self._in_results_body = False
         self._table = None
@@ -98,16 +102,19 @@ class Page(HTMLParser):
         if tag == "tbody" and self._table == "results-table":
             self._in_results_body = True
         if self._in_results_body and tag == "tr":
-            self.rows.append({"attrs": attributes, "cells": []})
+            # A symbol's head line is a row of the section, not a result row.
+            target = self.heads if "data-group-head" in attributes else self.rows
+            target.append({"attrs": attributes, "cells": []})
+            self._row = target[-1]
         if self._in_results_body and tag in ("td", "th"):
             self._cell = []
-            self.rows[-1]["cells"].append({"attrs": attributes, "text": ""})
+            self._row["cells"].append({"attrs": attributes, "text": ""})
 
     def handle_endtag(self, tag):
         if tag == "tbody":
             self._in_results_body = False
         if tag in ("td", "th") and self._cell is not None:
-            self.rows[-1]["cells"][-1]["text"] = "".join(self._cell).strip()
+            self._row["cells"][-1]["text"] = " ".join("".join(self._cell).split())
             self._cell = None
 
     def handle_data(self, data):
@@ -156,9 +163,9 @@ def test_index_without_results_has_the_stable_ids(client) -> None:
     assert " style=" not in response.text
 
 
-def test_index_shows_results_and_a_stale_badge_once_old(app, client, clock) -> None:
+def test_index_shows_results_grouped_by_symbol_with_their_quote_time(app, client) -> None:
     run_cli_scan(app, "--symbols", "AAPL")
-    stored = app.extensions["optscan"].store.last("put")
+    stored = app.extensions["optscan"].store.results("put")
     shown = page(client)
     assert sorted(r["attrs"]["data-contract"] for r in shown.rows) == sorted(
         m["contract"] for m in stored["matches"]
@@ -173,11 +180,31 @@ def test_index_shows_results_and_a_stale_badge_once_old(app, client, clock) -> N
         assert cells[7] == f"{m['annualized_return']:.1f}" and cells[8] == f"{m['delta']:.3f}"
         assert cells[9] == f"{m['iv'] * 100:.1f}"
         assert row["cells"][3]["attrs"]["class"] == "num"  # right-aligned by the stylesheet
-    assert "badge-stale" not in client.get("/").text
+    (head,) = shown.heads
+    group = stored["symbols"]["AAPL"]
+    quoted = format_et(datetime.fromisoformat(group["as_of"]))
+    assert head["cells"][0]["text"].startswith(f"AAPL spot {group['spot']:,.2f} quotes {quoted}")
 
-    clock.at = clock.at + timedelta(minutes=61)  # the default staleness limit is 60 minutes
-    later = client.get("/").text
-    assert "badge-stale" in later and "1 hour 1 min ago" in later
+
+def test_staleness_is_judged_from_the_quote_time_not_the_scan_time(app, client, clock) -> None:
+    run_cli_scan(app, "--symbols", "AAPL")
+    as_of = datetime.fromisoformat(app.extensions["optscan"].store.board("put")["AAPL"]["as_of"])
+    # Scanned just now, but from quotes a year old while the market is open: stale.
+    assert "just now" in client.get("/").text
+    assert len(page(client).heads) == 1 and "stale" in page(client).heads[0]["cells"][0]["text"]
+    # The recording was captured at 16:00:01 ET on Friday 2025-08-15, just after the close.
+    assert as_of == datetime(2025, 8, 15, 20, 0, 1, tzinfo=UTC)
+
+    def head() -> str:
+        return page(client).heads[0]["cells"][0]["text"]
+
+    clock.at = as_of + timedelta(minutes=5)  # Friday evening: the closing quotes are current
+    assert "stale" not in head()
+    clock.at = as_of + timedelta(days=1)  # Saturday: still the last session's quotes
+    assert "stale" not in head()
+    clock.at = datetime(2025, 8, 18, 13, 31, tzinfo=UTC)  # Monday 09:31 ET: a new session runs
+    assert "stale" in head()
+    assert "badge-stale" in client.get("/").text
 
 
 def test_market_closed_on_thanksgiving_names_the_next_open(make_app) -> None:
@@ -201,19 +228,20 @@ def test_results_partial_and_side_toggle(app, client) -> None:
     assert partial.status_code == 200
     assert partial.text.lstrip().startswith('<section id="results"')
     assert 'data-side="call"' in partial.text
-    calls = app.extensions["optscan"].store.last("call")["matches"]
+    calls = app.extensions["optscan"].store.results("call")["matches"]
     assert len(Page(partial.text).rows) == len(calls) > 0
     assert len(page(client, "/?side=put").rows) == 0  # puts were never scanned
     assert client.get("/results?side=both").status_code == 400
 
 
 def test_rows_show_flags_as_labelled_badges(app) -> None:
-    from optscan.web.presentation import rows_renderer
+    from optscan.web.liverows import RowRenderer
 
     svc = app.extensions["optscan"]
     match = perform_scan(["AAPL"], "put", True, env=svc.scan_env()).matches[0]
     flagged = {**match, "flags": ["earnings", "ex_dividend", "yahoo_iv", "wide_spread"]}
-    html = rows_renderer(app)([flagged])  # no request: as from a background scan
+    event = {"symbol": "AAPL", "status": "ok", "count": 1, "rows": [flagged]}
+    html = RowRenderer(app)("symbol-done", "1-0", event)["html"]  # no request: as in a stream
     badges = re.findall(r'<span class="badge badge-(\w+)" title="([^"]+)">([^<]+)</span>', html)
     assert [(style, text) for style, _, text in badges] == [
         ("warn", "Earnings"), ("warn", "Ex-div"), ("info", "Yahoo IV"), ("info", "Wide"),
@@ -246,9 +274,9 @@ def test_post_scan_starts_a_scan_that_completes(app, client) -> None:
     assert "<html" not in response.text  # a partial
     status = wait_until_idle(client)
     assert status["state"] == "idle" and status["last"]["put"]["success"] is True
-    stored = app.extensions["optscan"].store.last("put")
-    assert stored["trigger"] == "web" and stored["matches"]
-    assert status["last"]["put"]["counts"] == stored["counts"]
+    stored = app.extensions["optscan"].store.results("put")
+    assert stored["last_scan"]["trigger"] == "web" and stored["matches"]
+    assert status["last"]["put"]["counts"] == stored["last_scan"]["counts"]
     rows = page(client).rows
     assert [r["attrs"]["data-symbol"] for r in rows] == ["AAPL"] * len(stored["matches"])
     assert {r["attrs"]["data-contract"] for r in rows} == {m["contract"] for m in stored["matches"]}
@@ -270,9 +298,8 @@ def test_busy_answers_with_the_holder_and_its_progress(app, client, trigger: str
     assert lock.acquire()
     try:
         live = LiveScan(
-            svc.events, str, scan_id=holder["scan_id"], trigger=trigger, side="put",
-            clock=svc.clock,
-        )  # fmt: skip
+            svc.events, scan_id=holder["scan_id"], trigger=trigger, side="put", clock=svc.clock
+        )
         live.started(["AAPL", "MSFT", "NVDA"])
         live.progress(1, 3, "AAPL", [])
         response = client.post("/scan", data={"side": "put"}, headers=FETCH)
@@ -360,12 +387,12 @@ def test_no_active_symbol_is_a_plain_refusal(app, client) -> None:
 def test_a_failing_scan_keeps_the_previous_results_and_shows_the_failure(app, client) -> None:
     assert client.post("/scan", data={"side": "put"}, headers=FETCH).status_code == 202
     wait_until_idle(client)
-    good = app.extensions["optscan"].store.last("put")
+    good = app.extensions["optscan"].store.results("put")
     watch_only(app, ["ZZZZ"])  # not in the replay folder
     assert client.post("/scan", data={"side": "put"}, headers=FETCH).status_code == 202
     status = wait_until_idle(client)
     assert status["last_attempt"]["put"]["success"] is False
-    assert status["last"]["put"]["finished_at"] == good["finished_at"]
+    assert status["last"]["put"]["finished_at"] == good["last_scan"]["finished_at"]
 
     response = client.get("/")
     shown = Page(response.text)
@@ -376,6 +403,7 @@ def test_a_failing_scan_keeps_the_previous_results_and_shows_the_failure(app, cl
     assert "The last put scan failed" in response.text
     assert "none of the 1 symbols could be scanned" in response.text
     assert "ZZZZ" in response.text  # the failed symbol is named
+    assert app.extensions["optscan"].store.results("put")["matches"] == good["matches"]
 
 
 # -- status --------------------------------------------------------------------------------
@@ -383,7 +411,7 @@ def test_a_failing_scan_keeps_the_previous_results_and_shows_the_failure(app, cl
 
 def test_status_reports_an_interrupted_scan(app, client) -> None:
     svc = app.extensions["optscan"]
-    live = LiveScan(svc.events, str, scan_id="killed", trigger="cli", side="put", clock=svc.clock)
+    live = LiveScan(svc.events, scan_id="killed", trigger="cli", side="put", clock=svc.clock)
     live.started(["AAPL", "MSFT"])
     live.progress(1, 2, "AAPL", [])
     # No lock is held: the process that ran this scan is gone.
@@ -397,7 +425,7 @@ def test_status_reports_an_interrupted_scan(app, client) -> None:
 
 def test_status_ignores_a_stale_snapshot_of_another_scan(app, client) -> None:
     svc = app.extensions["optscan"]
-    old = LiveScan(svc.events, str, scan_id="old", trigger="cli", side="put", clock=svc.clock)
+    old = LiveScan(svc.events, scan_id="old", trigger="cli", side="put", clock=svc.clock)
     old.started(["AAPL"])
     lock = ScanLock(svc.redis, svc.lock_key, ttl=30, holder=new_holder("timer", "put", svc.now()))
     assert lock.acquire()
@@ -425,19 +453,19 @@ def test_status_when_idle(client) -> None:
 
 def test_a_page_opened_mid_scan_shows_progress_rows_and_follows_on(app, client) -> None:
     svc = app.extensions["optscan"]
-    aapl = perform_scan(["AAPL"], "put", True, env=svc.scan_env()).matches
-    assert aapl
+    perform_scan(["GOOG"], "put", True, env=svc.scan_env())  # an earlier scan
     holder = new_holder("cli", "put", svc.now())
     lock = ScanLock(svc.redis, svc.lock_key, ttl=30, holder=holder)
     assert lock.acquire()
     try:
-        from optscan.web.presentation import rows_renderer
-
         live = LiveScan(
-            svc.events, rows_renderer(app), scan_id=holder["scan_id"], trigger="cli",
-            side="put", clock=svc.clock,
-        )  # fmt: skip
+            svc.events, scan_id=holder["scan_id"], trigger="cli", side="put", clock=svc.clock
+        )
         live.started(["AAPL", "GOOG", "MSFT"])
+        # This scan's first symbol is on the board, written with the scan's id.
+        env = svc.scan_env()
+        aapl = perform_scan(["AAPL"], "put", True, env=env, scan_id=holder["scan_id"]).matches
+        assert aapl
         live.progress(1, 3, "AAPL", aapl)
         response = client.get("/")
     finally:
@@ -446,7 +474,9 @@ def test_a_page_opened_mid_scan_shows_progress_rows_and_follows_on(app, client) 
     assert shown.ids["results"]["data-mode"] == "live"
     assert "hidden" not in shown.ids["progress"]
     assert shown.ids["progress-bar"]["value"] == "1" and shown.ids["progress-bar"]["max"] == "3"
+    # Only this scan's rows: GOOG's rows from the earlier scan wait until it finishes.
     assert {r["attrs"]["data-contract"] for r in shown.rows} == {m["contract"] for m in aapl}
+    assert [h["attrs"] for h in shown.heads] and len(shown.heads) == 1
     # The stream resumes right after the last event the snapshot includes.
     assert f'data-stream-url="/stream?lastEventId={live.last_event_id}"' in response.text
     assert 'http-equiv="refresh"' in response.text  # inside <noscript>: no-JS pages follow too
@@ -459,7 +489,8 @@ def test_a_web_scan_publishes_its_events_in_order(app, client, redis_client) -> 
     watch_only(app, ["AAPL", "BTC-USD", "GOOG"])
     assert client.post("/scan", data={"side": "put"}, headers=FETCH).status_code == 202
     wait_until_idle(client)
-    stored = app.extensions["optscan"].store.last("put")
+    stored = {**app.extensions["optscan"].store.results("put")}
+    stored.update(app.extensions["optscan"].store.last("put"))
     log = all_events(app, redis_client)
     assert [e["type"] for e in log] == (
         ["scan-started"] + ["symbol-done", "progress"] * 3 + ["scan-finished"]
@@ -480,14 +511,20 @@ def test_a_web_scan_publishes_its_events_in_order(app, client, redis_client) -> 
         "BTC-USD": stored["symbols"]["BTC-USD"]["error"]
     }
 
-    # symbol-done carries the rows rendered by the page's own macro: the same markup.
+    # symbol-done carries the symbol's rows once, as data; the stream renders them with the
+    # page's own macro: the same markup as the page's section.
     done = {e["data"]["symbol"]: e["data"] for e in log if e["type"] == "symbol-done"}
     assert done["AAPL"]["count"] == len(stored["matches"]) and done["GOOG"]["count"] == 0
+    assert done["AAPL"]["rows"] == stored["matches"] and "html" not in done["AAPL"]
+    from optscan.web.liverows import RowRenderer
+
+    html = RowRenderer(app)("symbol-done", "1-0", done["AAPL"])["html"]
     table = client.get("/").text
-    body = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    assert body.strip() == done["AAPL"]["html"].strip()
-    assert {r["attrs"]["data-contract"] for r in Page(f"<table id='results-table'><tbody>"
-            f"{done['AAPL']['html']}</tbody></table>").rows} == {
+    section = '<tbody class="group' + table.split('<tbody class="group', 1)[1]
+    section = section.split("</tbody>", 1)[0] + "</tbody>"
+    assert section.strip() == html.strip()
+    assert {r["attrs"]["data-contract"] for r in Page(f"<table id='results-table'>"
+            f"{html}</table>").rows} == {
         m["contract"] for m in stored["matches"]
     }  # fmt: skip
     assert app.extensions["optscan"].events.get_state()["status"] == "finished"
@@ -511,12 +548,10 @@ def test_flask_scan_publishes_the_same_events(app, redis_client, trigger: str | 
         ["scan-started"] + ["symbol-done", "progress"] * 2 + ["scan-finished"]
     )
     assert log[0]["data"]["trigger"] == (trigger or "cli")
-    stored = app.extensions["optscan"].store.last("put")
-    assert stored["trigger"] == (trigger or "cli")
-    html = next(e["data"]["html"] for e in log if e["data"].get("symbol") == "AAPL")
-    assert sorted(re.findall(r'data-contract="([^"]+)"', html)) == sorted(
-        m["contract"] for m in stored["matches"]
-    )
+    stored = app.extensions["optscan"].store.results("put")
+    assert stored["last_scan"]["trigger"] == (trigger or "cli")
+    rows = next(e["data"]["rows"] for e in log if e["data"].get("symbol") == "AAPL")
+    assert sorted(m["contract"] for m in rows) == sorted(m["contract"] for m in stored["matches"])
 
 
 def test_flask_scan_refused_publishes_nothing(make_app, replay: Path, redis_client) -> None:
@@ -530,9 +565,11 @@ def test_flask_scan_refused_publishes_nothing(make_app, replay: Path, redis_clie
 
 
 def test_csv_and_json_downloads_equal_the_stored_results(app, client) -> None:
-    assert client.get("/results.csv?side=put").status_code == 404
+    missing = client.get("/results.csv?side=put")
+    assert missing.status_code == 404 and missing.mimetype == "text/plain"
+    assert "There are no puts results yet" in missing.text and "<html" not in missing.text
     run_cli_scan(app, "--symbols", "AAPL")
-    stored = app.extensions["optscan"].store.last("put")
+    stored = app.extensions["optscan"].store.results("put")
 
     as_json = client.get("/results.json?side=put")
     assert as_json.status_code == 200 and as_json.mimetype == "application/json"
@@ -627,3 +664,14 @@ def test_errors_are_plain_words(make_app, replay: Path) -> None:
     assert "<html" not in scan.text
     status = dead.get("/scan/status")
     assert status.status_code == 503 and "Redis is unavailable" in status.get_json()["error"]
+
+
+def test_removing_a_symbol_from_the_watchlist_drops_its_rows(app, client) -> None:
+    watch_only(app, ["AAPL", "GOOG"])
+    run_cli_scan(app, "--symbols", "AAPL,GOOG")
+    store = app.extensions["optscan"].store
+    assert set(store.board("put")) == {"AAPL", "GOOG"}
+    assert client.post("/watchlist/remove", data={"symbol": "AAPL"}).status_code == 303
+    assert set(store.board("put")) == {"GOOG"}
+    assert page(client).rows == [] and [h["attrs"] for h in page(client).heads]
+    assert "AAPL" not in {h["cells"][0]["text"].split()[0] for h in page(client).heads}

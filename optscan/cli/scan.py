@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from optscan.cli import EXIT_BUSY, EXIT_FAILED, EXIT_MARKET_CLOSED, EXIT_OK, EXIT_REDIS
@@ -16,7 +15,6 @@ from optscan.core.models import Side
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
 from optscan.extensions import services
 from optscan.jobs.scanjob import Refusal, ScanRequest, prepare
-from optscan.web.presentation import rows_renderer
 
 _REFUSAL_EXIT = {"market_closed": EXIT_MARKET_CLOSED, "busy": EXIT_BUSY, "redis": EXIT_REDIS}
 
@@ -78,8 +76,7 @@ def scan_command(
     svc = services()
     rules = svc.settings.rules.overridden(side, min_return_pct=min_return, max_delta=max_delta)
     request = ScanRequest(side, force=force, trigger=trigger, symbols=wanted, rules=rules)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    job = prepare(svc, request, rows_renderer(app))
+    job = prepare(svc, request)
     if isinstance(job, Refusal):
         _refused(job, as_json)
         return

@@ -44,7 +44,7 @@ def add_command(symbols: tuple[str, ...], note: str) -> None:
 @click.argument("symbols", nargs=-1, required=True)
 def remove_command(symbols: tuple[str, ...]) -> None:
     """Remove symbols from the watchlist."""
-    _apply(lambda: services().watchlist.remove(symbols), "Removed")
+    _apply(lambda: services().remove_symbols(symbols), "Removed")
 
 
 @watchlist_group.command("activate")

@@ -164,6 +164,28 @@ class MarketCalendar:
         i = self._current_index(self._check(at))
         return None if i is None else self._sessions.closes[i].astimezone(NEW_YORK)
 
+    def previous_close(self, at: datetime) -> datetime | None:
+        """Return the close (New York time) of the last session that ended at or before `at`."""
+        utc = self._check(at)
+        j = bisect_right(self._sessions.closes, utc) - 1
+        return None if j < 0 else self._sessions.closes[j].astimezone(NEW_YORK)
+
+    def quotes_stale(self, as_of: datetime, now: datetime, max_age_minutes: float) -> bool:
+        """Return whether quotes captured at `as_of` are out of date at `now`.
+
+        While a session runs, quotes older than max_age_minutes (or from before its open) are
+        stale; while the market is closed, quotes are current if captured within max_age_minutes
+        of the last close (or later), and stale if older.
+        """
+        utc_as_of, utc_now = _require_aware(as_of), self._check(now)
+        limit = timedelta(minutes=max_age_minutes)
+        i = self._current_index(utc_now)
+        if i is not None:
+            return utc_as_of < self._sessions.opens[i] or utc_now - utc_as_of > limit
+        last_close = self.previous_close(utc_now)
+        reference = utc_now if last_close is None else last_close.astimezone(UTC)
+        return reference - utc_as_of > limit
+
     def status(self, at: datetime) -> MarketStatus:
         """Return whether the market is open at `at`, when it next opens and when it closes."""
         utc = self._check(at)

@@ -163,6 +163,7 @@ class ScanResult:
     as_of: datetime | None = None  # latest capture time of the chains scanned
     symbols: dict[str, SymbolReport] = field(default_factory=dict)
     matches: list[Match] = field(default_factory=list)
+    bytes_written: int = 0  # results written to the store (rows and summaries), bytes
 
     def counts(self) -> Counts:
         """Return symbol, contract and match counts."""
@@ -179,9 +180,9 @@ class ScanResult:
         """Return {symbol: reason} for the symbols that could not be scanned."""
         return failed_symbols(self.symbols)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, matches: bool = True) -> dict[str, Any]:
         """Return the result as JSON-ready data (times in ISO 8601 with offsets)."""
-        return {
+        data: dict[str, Any] = {
             "success": self.success,
             "message": self.message,
             "side": self.side,
@@ -195,5 +196,7 @@ class ScanResult:
             "rules": self.rules,
             "counts": self.counts(),
             "symbols": {s: r.to_dict() for s, r in self.symbols.items()},
-            "matches": self.matches,
         }
+        if matches:
+            data["matches"] = self.matches
+        return data

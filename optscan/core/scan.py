@@ -24,6 +24,7 @@ from optscan.core.models import (
     INTEGER_FIELDS,
     MATCH_FIELDS,
     OK_STATUSES,
+    PENDING,
     SIDES,
     Match,
     ScanResult,
@@ -355,6 +356,57 @@ def _refusal(
     )
 
 
+SymbolOutcome = tuple[SymbolReport, list[Match], datetime | None]
+
+
+class _Board:
+    """Write each finished symbol to the results board as the scan goes (best effort)."""
+
+    def __init__(self, env: ScanEnv, side: Side, rules: Rules, trigger: str, scan_id: str | None):
+        self.store = env.store
+        self.clock = env.clock
+        self.side = side
+        self.rules = rules.describe(side)
+        self.trigger = trigger
+        self.scan_id = scan_id
+        self.unsaved = 0  # symbols whose outcome could not be written
+        self.kept = 0  # failed symbols whose earlier rows stay on the board
+        self.bytes_written = 0
+
+    def symbol_done(self, symbol: str, report: SymbolReport, matches: list[Match]) -> None:
+        """Replace the symbol's group when it scanned, else record the failure beside it."""
+        if self.store is None:
+            return
+        at = self.clock().isoformat()
+        try:
+            if report.status in OK_STATUSES:
+                self.bytes_written += self.store.save_group(
+                    {
+                        "symbol": symbol,
+                        "side": self.side,
+                        "status": report.status,
+                        "error": report.error,
+                        "spot": report.price,
+                        "as_of": report.as_of,
+                        "scanned_at": at,
+                        "scan_id": self.scan_id,
+                        "trigger": self.trigger,
+                        "rules": self.rules,
+                        "report": report.to_dict(),
+                        "matches": matches,
+                    }
+                )
+            elif report.status != PENDING:
+                failure = {"status": report.status, "error": report.error, "at": at}
+                failure["scan_id"] = self.scan_id
+                if self.store.save_failure(self.side, symbol, failure):
+                    self.kept += 1
+        except redis.RedisError as exc:
+            self.unsaved += 1
+            if self.unsaved == 1:
+                log.error("scan results not saved: Redis is unavailable (%s)", exc)
+
+
 def perform_scan(
     symbols: Iterable[str] | None = None,
     side: Side = "put",
@@ -365,8 +417,9 @@ def perform_scan(
     rules: Rules | None = None,
     trigger: str = "cli",
     should_continue: Callable[[], bool] | None = None,
+    scan_id: str | None = None,
 ) -> ScanResult:
-    """Scan the active watchlist (or the given symbols) and store the result when it completes."""
+    """Scan the active watchlist (or the given symbols), storing each symbol as it finishes."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
     if env.concurrency < 1:
@@ -398,14 +451,16 @@ def perform_scan(
         symbols={s: SymbolReport() for s in wanted},
     )
     started = time.monotonic()
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[Match]] = {}
+    board = _Board(env, side, rules, trigger, scan_id)
 
     def symbol_done(
-        symbol: str, outcome: tuple[SymbolReport, list[dict[str, Any]], datetime | None]
+        symbol: str, outcome: tuple[SymbolReport, list[Match], datetime | None]
     ) -> None:
         report, matches, as_of = outcome
         result.symbols[symbol] = report
         found[symbol] = matches
+        board.symbol_done(symbol, report, matches)
         if as_of is not None and (result.as_of is None or as_of > result.as_of):
             result.as_of = as_of
         if progress is not None:
@@ -419,15 +474,16 @@ def perform_scan(
         result.finished_at = result.started_at
     counts = result.counts()
     elapsed = time.monotonic() - started
+    result.bytes_written = board.bytes_written
+    kept = f"; the previous results of {board.kept} of them are kept" if board.kept else ""
     if result.interrupted:
         result.message = (
             f"Scan interrupted after {counts['scanned'] + counts['failed']} of"
-            f" {counts['symbols']} symbols; the previous results are kept."
+            f" {counts['symbols']} symbols; the symbols it finished are saved."
         )
     elif counts["scanned"] == 0:
         result.message = (
-            f"Scan failed: none of the {counts['symbols']} symbols could be scanned;"
-            " the previous results are kept."
+            f"Scan failed: none of the {counts['symbols']} symbols could be scanned{kept}."
         )
     else:
         result.success = True
@@ -436,16 +492,18 @@ def perform_scan(
             f" {counts['matches']} {side}s match ({result.rules})."
         )
         if counts["failed"]:
-            failed = [s for s, r in result.symbols.items() if r.status not in OK_STATUSES]
-            result.message += f" Failed: {', '.join(failed)}."
+            result.message += f" Failed: {', '.join(result.failed())}{kept}."
     if env.store is not None:
         try:
+            summary = result.to_dict(matches=False)
             if result.success:
-                env.store.save_completed(result.to_dict())
+                env.store.save_completed(summary)
             else:
-                env.store.save_attempt(result.to_dict())
-            result.saved = True
+                env.store.save_attempt(summary)
+            result.saved = not board.unsaved
         except redis.RedisError as exc:
-            log.error("scan result not saved: %s", exc)
+            log.error("scan summary not saved: %s", exc)
+            board.unsaved += 1
+        if board.unsaved:
             result.message += " The result could not be saved: Redis is unavailable."
     return result

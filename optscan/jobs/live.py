@@ -3,14 +3,17 @@
 Event payloads (published through ScanEvents, in this order):
 
 - ``scan-started``: trigger, scan_id, side, symbols, total, started_at
-- per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, html: that
-  symbol's rows rendered by the page's own row macro) then ``progress`` (index, total, symbol,
-  matches_so_far, elapsed_s, eta_s)
+- per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, spot,
+  as_of, rows: that symbol's Match rows, published once; the web worker that serves a stream
+  renders them as HTML) then ``progress`` (index, total, symbol, matches_so_far, failed_so_far,
+  elapsed_s, eta_s)
 - ``scan-finished`` (success, message, counts, finished_at, side, trigger, scan_id, failed) when
   the scan completed, or ``scan-failed`` (reason in plain words, plus what is known) otherwise.
 
-The snapshot (ScanEvents.set_state) holds the progress, the rows so far and the id of the last
-event it includes, so a page rendered from it can follow the stream from exactly there.
+The snapshot (ScanEvents.set_state) holds the progress, each finished symbol's status and the
+id of the last event it includes, so a page rendered from it (with the rows the scan has written
+to the results board so far) can follow the stream from exactly there. Nothing grows with the
+rows found: each symbol's rows are encoded once, in its own event.
 Publishing is best effort: a Redis failure is logged and the scan goes on.
 """
 
@@ -27,8 +30,6 @@ from optscan.core.models import OK_STATUSES, ScanResult
 from optscan.store.events import ScanEvents
 
 log = logging.getLogger(__name__)
-
-RenderRows = Callable[[list[dict[str, Any]]], str]
 
 # Status of a symbol when the scanner did not say how it went (it passes no report).
 STATUS_DONE = "done"
@@ -49,7 +50,6 @@ class LiveScan:
     def __init__(
         self,
         events: ScanEvents,
-        render_rows: RenderRows,
         *,
         scan_id: str,
         trigger: str,
@@ -58,7 +58,6 @@ class LiveScan:
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self.events = events
-        self.render_rows = render_rows
         self.scan_id = scan_id
         self.trigger = trigger
         self.side = side
@@ -95,15 +94,6 @@ class LiveScan:
         log.log(level, "scan %s: %s not published (%s: %s)", self.scan_id, what,
                 type(exc).__name__, exc)  # fmt: skip
 
-    def _render(self, matches: list[dict[str, Any]]) -> str:
-        if not matches:
-            return ""
-        try:
-            return str(self.render_rows(matches))
-        except Exception:
-            log.exception("scan %s: rows could not be rendered", self.scan_id)
-            return ""
-
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
@@ -130,10 +120,10 @@ class LiveScan:
             "index": 0,
             "symbol": None,
             "matches_so_far": 0,
+            "failed_so_far": 0,
             "elapsed_s": 0.0,
             "eta_s": None,
             "done": {},
-            "rows": [],
         }
         self._save_state()
         return event_id
@@ -150,15 +140,16 @@ class LiveScan:
         if self._started_mono is None:
             self._started_mono = self.monotonic()
         status, error = _report_fields(report)
-        rows = list(matches)
-        self._state.setdefault("rows", []).extend(rows)
-        so_far = len(self._state["rows"])
         done: dict[str, Any] = {"symbol": symbol, "index": index, "status": status}
         if error:
             done["error"] = str(error)
-        done["count"] = len(rows)
+        done["count"] = len(matches)
         self._state.setdefault("done", {})[symbol] = {k: done[k] for k in done if k != "symbol"}
-        self._publish("symbol-done", {**done, "html": self._render(rows)})
+        so_far = self._state.get("matches_so_far", 0) + len(matches)
+        failed = self._state.get("failed_so_far", 0) + (status not in (*OK_STATUSES, STATUS_DONE))
+        spot = getattr(report, "price", None) if report is not None else None
+        as_of = getattr(report, "as_of", None) if report is not None else None
+        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, "rows": list(matches)})
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.
@@ -168,6 +159,7 @@ class LiveScan:
             "total": total,
             "symbol": symbol,
             "matches_so_far": so_far,
+            "failed_so_far": failed,
             "elapsed_s": round(elapsed, 1),
             "eta_s": None if eta is None else round(eta, 1),
         }
@@ -178,11 +170,7 @@ class LiveScan:
     def finished(self, result: ScanResult) -> None:
         """Publish how a scan that ran to its end went: scan-finished, or scan-failed."""
         counts = result.counts()
-        failed = {
-            symbol: report.error or report.status
-            for symbol, report in result.symbols.items()
-            if report.status not in OK_STATUSES
-        }
+        failed = result.failed()
         common = {
             "scan_id": self.scan_id,
             "side": self.side,
@@ -228,5 +216,6 @@ class LiveScan:
             "total": self._state.get("total"),
             "index": self._state.get("index"),
             "matches_so_far": self._state.get("matches_so_far"),
+            "failed_so_far": self._state.get("failed_so_far"),
         }
         self._save_state()

@@ -25,7 +25,7 @@ from optscan.core.models import ScanResult, Side
 from optscan.core.rules import Rules
 from optscan.core.scan import Progress, perform_scan
 from optscan.core.symbols import normalize_symbols
-from optscan.jobs.live import LiveScan, RenderRows
+from optscan.jobs.live import LiveScan
 from optscan.store.lock import ScanLock, lock_holder
 from optscan.store.redisserver import RedisUnavailable
 
@@ -166,6 +166,7 @@ class ScanJob:
                     trigger=self.request.trigger,
                     # A lost lock means another scan may start: stop before two write results.
                     should_continue=lambda: not self.lock.lost,
+                    scan_id=self.scan_id,
                 )
             except BaseException:
                 self.live.failed(INTERNAL_ERROR)
@@ -201,7 +202,7 @@ class ScanJob:
                 _threads.discard(threading.current_thread())
 
 
-def prepare(svc: Services, request: ScanRequest, render_rows: RenderRows) -> ScanJob | Refusal:
+def prepare(svc: Services, request: ScanRequest) -> ScanJob | Refusal:
     """Check the market, take the lock and announce the scan; or say why it cannot start."""
     side = request.side
     lock: ScanLock | None = None
@@ -232,7 +233,6 @@ def prepare(svc: Services, request: ScanRequest, render_rows: RenderRows) -> Sca
             return Refusal("no_symbols", NO_SYMBOLS, side)
         live = LiveScan(
             svc.events,
-            render_rows,
             scan_id=holder["scan_id"],
             trigger=request.trigger,
             side=side,

@@ -69,6 +69,8 @@ def handle_error(exc: Exception) -> Any:
     ]
     if request.path.endswith(".json") or request.path == "/scan/status":
         return jsonify({"error": words, "status": code}), code, headers
+    if request.path.endswith(".csv"):  # a download: plain words, not a page in a .csv file
+        return words, code, [*headers, ("Content-Type", "text/plain; charset=utf-8")]
     if request.headers.get("X-Requested-With") == "fetch":
         return render_template("errors/_message.html", code=code, words=words), code, headers
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from flask import Flask, get_template_attribute
 from markupsafe import Markup
 
 from optscan.core.formatting import display, is_blank
-from optscan.core.market import MarketStatus, format_et
+from optscan.core.market import MarketCalendar, MarketStatus, format_et
 from optscan.core.models import COLUMNS, Match, failed_symbols
 
 TABLE_COLUMNS = tuple(c for c in COLUMNS if c.table)
@@ -120,6 +121,7 @@ def result_view(result: dict[str, Any] | None, now: datetime, stale: bool) -> di
         return None
     finished = datetime.fromisoformat(result["finished_at"])
     as_of = result.get("as_of")
+    failed = failed_symbols(result.get("symbols") or {})
     return {
         "finished_at": format_et(finished),
         "finished_iso": finished.isoformat(),
@@ -131,16 +133,55 @@ def result_view(result: dict[str, Any] | None, now: datetime, stale: bool) -> di
         "counts": result.get("counts") or {},
         "as_of": format_et(datetime.fromisoformat(as_of)) if as_of else None,
         "rules": result.get("rules"),
-        "failed": failed_symbols(result.get("symbols") or {}),
+        "failed": failed,
+        "failed_by_reason": by_reason(failed),
     }
 
 
-def rows_renderer(app: Flask):  # type: ignore[no-untyped-def]
-    """Return a function that renders matches with the page's row macro, from any thread."""
+def by_reason(failed: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Return failed symbols grouped by their reason, the most common reason first."""
+    reasons: dict[str, list[str]] = {}
+    for symbol, reason in sorted(failed.items()):
+        reasons.setdefault(reason, []).append(symbol)
+    return sorted(reasons.items(), key=lambda item: (-len(item[1]), item[0]))
 
-    def render(matches: list[Match]) -> str:
+
+def group_view(
+    group: dict[str, Any],
+    *,
+    calendar: MarketCalendar,
+    now: datetime,
+    stale_after_minutes: float,
+    rules_in_force: str | None = None,
+    failure: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return one symbol's group (from the board or a live event) as its table section shows it."""
+    as_of = group.get("as_of")
+    quoted = datetime.fromisoformat(as_of) if as_of else None
+    rules = group.get("rules")
+    matches = group.get("matches") or group.get("rows") or []
+    return {
+        "symbol": group["symbol"],
+        "status": group.get("status"),
+        "error": group.get("error"),
+        "spot": group.get("spot"),
+        "as_of": format_et(quoted) if quoted else None,
+        "as_of_iso": quoted.isoformat() if quoted else "",
+        "stale": quoted is not None and calendar.quotes_stale(quoted, now, stale_after_minutes),
+        "count": len(matches),
+        "rules": rules,
+        "rules_differ": bool(rules and rules_in_force and rules != rules_in_force),
+        "failure": failure,
+        "matches": by_symbol_return(list(matches)),
+    }
+
+
+def group_renderer(app: Flask) -> Callable[[dict[str, Any]], str]:
+    """Return a function that renders one group view with the page's macro, from any thread."""
+
+    def render(view: dict[str, Any]) -> str:
         with app.app_context():
-            return str(get_template_attribute("scans/_rows.html", "rows")(matches))
+            return str(get_template_attribute("scans/_rows.html", "group")(view))
 
     return render
 

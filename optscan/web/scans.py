@@ -12,7 +12,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     jsonify,
     render_template,
     request,
@@ -31,12 +30,11 @@ from optscan.jobs.scanjob import (
     describe_busy,
     prepare,
 )
-from optscan.store.results import is_stale
 from optscan.web.presentation import (
+    group_view,
     market_words,
     progress_view,
     result_view,
-    rows_renderer,
 )
 
 bp = Blueprint("scans", __name__)
@@ -73,28 +71,50 @@ def _wants_partial() -> bool:
 # -- page context --------------------------------------------------------------------------
 
 
+def _groups(svc: Services, side: Side, live_snapshot: dict[str, Any] | None) -> list[dict]:
+    """Return the symbol sections to show: the running scan's so far, else the whole board."""
+    now = svc.now()
+    settings = svc.settings
+    common = {
+        "calendar": svc.calendar,
+        "now": now,
+        "stale_after_minutes": settings.stale_after_minutes,
+        "rules_in_force": settings.rules.describe(side),
+    }
+    if live_snapshot is not None:
+        board = svc.store.board(side, scan_id=live_snapshot.get("scan_id"))
+        return [group_view(g, **common) for g in board.values()]
+    # A symbol whose latest scan failed keeps its earlier rows, marked with the failure; one
+    # that never scanned has no section (the failure notice lists it once, by reason).
+    failures = svc.store.failures(side)
+    return [
+        group_view(g, failure=failures.get(s), **common) for s, g in svc.store.board(side).items()
+    ]
+
+
 def _results_context(svc: Services, side: Side | None, scan: ScanState, symbol: str) -> dict:
     now = svc.now()
     live_snapshot = scan.snapshot if scan.running else None
-    if side is None:
-        side = (live_snapshot or {}).get("side") or "put"
-    live = live_snapshot is not None and live_snapshot.get("side") == side
-    last = svc.store.last(side)
-    attempt = svc.store.last_attempt(side)
+    chosen: Side = side or (live_snapshot or {}).get("side") or "put"
+    live = live_snapshot is not None and live_snapshot.get("side") == chosen
+    last = svc.store.last(chosen)
+    attempt = svc.store.last_attempt(chosen)
     # Every scan overwrites the attempt; an unsuccessful one is newer than the last good one.
     failure = _result_view(attempt, svc, now) if attempt and not attempt.get("success") else None
-    matches = (live_snapshot or {}).get("rows", []) if live else (last or {}).get("matches", [])
-    shown = [m for m in matches if m["symbol"].startswith(symbol)] if symbol else matches
+    groups = _groups(svc, chosen, live_snapshot if live else None)
+    shown = [g for g in groups if g["symbol"].startswith(symbol)] if symbol else groups
     return {
-        "side": side,
-        "side_words": SIDE_WORDS[side],
+        "side": chosen,
+        "side_words": SIDE_WORDS[chosen],
         "live": live,
         "scan_id": (live_snapshot or {}).get("scan_id") if live else None,
         "last": _result_view(last, svc, now),
         "failure": failure,
-        "matches": matches,
+        "groups": groups,
         "shown": shown,
+        "shown_rows": sum(g["count"] for g in shown),
         "symbol_filter": symbol,
+        "rules_in_force": svc.settings.rules.describe(chosen),
     }
 
 
@@ -160,7 +180,6 @@ def scan() -> tuple[str, int]:
     """Start a scan in the background and say at once how that went."""
     side = _side_value(request.form.get("side"))
     force = _force_value(request.form.get("force"))
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     svc = services()
     client = request.remote_addr or "unknown"
     if svc.scan_triggers.exceeded(client):
@@ -173,7 +192,7 @@ def scan() -> tuple[str, int]:
                 f" {svc.scan_triggers.retry_after(client)} s."
             ),
         )
-    job = prepare(svc, ScanRequest(side, force=force, trigger="web"), rows_renderer(app))
+    job = prepare(svc, ScanRequest(side, force=force, trigger="web"))
     if isinstance(job, Refusal):
         outcome = {"kind": job.kind, "message": job.message, "side": side}
         view = _outcome_context(outcome, job.snapshot, job.next_open)
@@ -209,7 +228,8 @@ def _summary(result: dict[str, Any] | None, svc: Services, now: datetime) -> dic
         "trigger": result.get("trigger"),
         "finished_at": result["finished_at"],
         "age_s": round((now - finished).total_seconds(), 1),
-        "stale": is_stale(result, now, svc.settings.stale_after_minutes),
+        "as_of": result.get("as_of"),
+        "stale": (_result_view(result, svc, now) or {}).get("stale", False),
         "counts": result.get("counts"),
     }
 
@@ -244,43 +264,45 @@ def scan_status() -> Response:
     return response
 
 
-def _download_name(result: dict[str, Any], side: Side, ext: str) -> str:
-    finished = datetime.fromisoformat(result["finished_at"]).astimezone(NEW_YORK)
+def _download_name(document: dict[str, Any], side: Side, ext: str) -> str:
+    last = document.get("last_scan") or {}
+    stamp = last.get("finished_at") or services().now().isoformat()
+    finished = datetime.fromisoformat(stamp).astimezone(NEW_YORK)
     return f"optscan-{SIDE_WORDS[side]}-{finished:%Y%m%d-%H%M}.{ext}"
 
 
-def _last_or_404(side: Side) -> dict[str, Any]:
-    result = services().store.last(side)
-    if result is None:
+def _results_or_404(side: Side) -> dict[str, Any]:
+    document = services().store.results(side)
+    if document is None:
         abort(404, description=f"There are no {SIDE_WORDS[side]} results yet: run a scan first.")
-    return result
+    return document
 
 
 @bp.get("/results.json")
 def results_json() -> Response:
-    """Download the last completed scan of a side as JSON, exactly as stored."""
+    """Download a side's board as JSON: the last scan, each symbol's group, every row."""
     side = _side_value(request.args.get("side"))
-    result = _last_or_404(side)
-    response = Response(json.dumps(result, allow_nan=False), mimetype="application/json")
+    document = _results_or_404(side)
+    response = Response(json.dumps(document, allow_nan=False), mimetype="application/json")
     response.headers["Content-Disposition"] = (
-        f'attachment; filename="{_download_name(result, side, "json")}"'
+        f'attachment; filename="{_download_name(document, side, "json")}"'
     )
     return response
 
 
 @bp.get("/results.csv")
 def results_csv() -> Response:
-    """Download the matches of the last completed scan of a side as CSV."""
+    """Download every row on a side's board as CSV, one column per Match field."""
     side = _side_value(request.args.get("side"))
-    result = _last_or_404(side)
+    document = _results_or_404(side)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(c.name for c in COLUMNS)
-    for match in result.get("matches", []):
+    for match in document["matches"]:
         writer.writerow(plain(match.get(c.name), c.kind) for c in COLUMNS)
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
-        f'attachment; filename="{_download_name(result, side, "csv")}"'
+        f'attachment; filename="{_download_name(document, side, "csv")}"'
     )
     return response
 
@@ -293,5 +315,8 @@ def results_download_url(side: str, ext: str) -> str:
 
 
 def _result_view(result: dict[str, Any] | None, svc: Services, now: datetime) -> dict | None:
-    stale = result is not None and is_stale(result, now, svc.settings.stale_after_minutes)
+    as_of = (result or {}).get("as_of")
+    stale = bool(as_of) and svc.calendar.quotes_stale(
+        datetime.fromisoformat(as_of), now, svc.settings.stale_after_minutes
+    )
     return result_view(result, now, stale)

@@ -74,7 +74,7 @@ def add() -> Response | tuple[str, int]:
 def remove() -> Response | tuple[str, int]:
     """Remove one symbol."""
     symbol = _one_symbol()
-    return _change(lambda: services().watchlist.remove([symbol]), "Removed")
+    return _change(lambda: services().remove_symbols([symbol]), "Removed")
 
 
 @bp.post("/watchlist/activate")

@@ -27,7 +27,13 @@
   // ---------------------------------------------------------------- results table
 
   function resultsSection() { return $("#results"); }
-  function resultsBody() { return $("#results-table tbody"); }
+  function resultsTable() { return $("#results-table"); }
+  // One <tbody class="group"> per symbol: a head row, then that symbol's rows.
+  function groups() {
+    var table = resultsTable();
+    return table ? Array.prototype.slice.call(table.tBodies) : [];
+  }
+  function dataRows(body) { return $$("tr:not([data-group-head])", body); }
 
   function cellKey(row, index, numeric) {
     var cell = row.cells[index];
@@ -40,19 +46,21 @@
   function sortRows(table, index, direction) {
     var header = table.tHead.rows[0].cells[index];
     var numeric = header && header.getAttribute("data-kind") === "number";
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
     var factor = direction === "descending" ? -1 : 1;
-    rows.sort(function (a, b) {
-      var x = cellKey(a, index, numeric);
-      var y = cellKey(b, index, numeric);
-      // Rows without a value go last whichever way the column is sorted.
-      if (x === null || x === "") { return (y === null || y === "") ? 0 : 1; }
-      if (y === null || y === "") { return -1; }
-      if (numeric) { return (x - y) * factor; }
-      return x.localeCompare(y) * factor;
+    // Rows are sorted within their symbol's section; the sections stay in symbol order.
+    groups().forEach(function (body) {
+      var rows = dataRows(body);
+      rows.sort(function (a, b) {
+        var x = cellKey(a, index, numeric);
+        var y = cellKey(b, index, numeric);
+        // Rows without a value go last whichever way the column is sorted.
+        if (x === null || x === "") { return (y === null || y === "") ? 0 : 1; }
+        if (y === null || y === "") { return -1; }
+        if (numeric) { return (x - y) * factor; }
+        return x.localeCompare(y) * factor;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
     });
-    rows.forEach(function (row) { body.appendChild(row); });
     $$("th", table.tHead).forEach(function (th, i) {
       if (i === index) { th.setAttribute("aria-sort", direction); }
       else { th.removeAttribute("aria-sort"); }
@@ -69,17 +77,17 @@
 
   function applyFilter() {
     var input = $("#symbol-filter");
-    var body = resultsBody();
-    if (!input || !body) { return; }
+    if (!input || !resultsTable()) { return; }
     var query = input.value.trim().toUpperCase();
     var shown = 0;
     var total = 0;
-    $$("tr", body).forEach(function (row) {
-      var symbol = row.getAttribute("data-symbol") || "";
+    groups().forEach(function (body) {
+      var symbol = body.getAttribute("data-symbol") || "";
       var visible = !query || symbol.indexOf(query) === 0;
-      row.hidden = !visible;
-      total += 1;
-      if (visible) { shown += 1; }
+      var count = dataRows(body).length;
+      body.hidden = !visible;
+      total += count;
+      if (visible) { shown += count; }
     });
     setText($("#filter-count"), query ? shown + " of " + total + " rows" : "");
     var empty = $("#results-empty");
@@ -256,8 +264,7 @@
     section.setAttribute("data-mode", "live");
     section.setAttribute("data-side", data.side);
     if (data.scan_id) { section.setAttribute("data-scan-id", data.scan_id); }
-    var body = resultsBody();
-    if (body) { body.replaceChildren(); }
+    groups().forEach(function (body) { body.remove(); });
     var failure = $("#last-failure");
     if (failure) { failure.hidden = true; }
     var meta = $("#result-meta");
@@ -307,6 +314,7 @@
     if (bar) { bar.max = Math.max(data.total, 1); bar.value = data.index; }
     var words = data.index + " of " + plural(data.total, "symbol") + ", last " + data.symbol +
       "; " + data.matches_so_far + " matches so far";
+    if (data.failed_so_far) { words += "; " + data.failed_so_far + " failed"; }
     if (data.eta_s !== null && data.eta_s !== undefined && data.index < data.total) {
       words += "; about " + Math.ceil(data.eta_s) + " s left";
     }
@@ -315,13 +323,23 @@
 
   function onSymbolDone(data) {
     if (!ensureLive()) { return; } // the stored table is showing: its rows are not this scan's
-    var body = resultsBody();
-    if (!body) { return; }
-    // Idempotent: a replayed event replaces the rows it inserted before.
-    var selector = 'tr[data-symbol="' + (window.CSS && CSS.escape ? CSS.escape(data.symbol) : data.symbol) + '"]';
-    $$(selector, body).forEach(function (row) { row.remove(); });
-    if (data.html) { body.insertAdjacentHTML("beforeend", data.html); }
-    reapplySort($("#results-table"));
+    var table = resultsTable();
+    if (!table) { return; }
+    // Idempotent: a replayed event replaces the section it inserted before.
+    groups().forEach(function (body) {
+      if (body.getAttribute("data-symbol") === data.symbol) { body.remove(); }
+    });
+    if (data.html) {
+      var holder = document.createElement("table");
+      holder.innerHTML = data.html;
+      var fresh = holder.tBodies[0];
+      // Sections stay in symbol order, whatever order the symbols finish in.
+      var after = groups().filter(function (body) {
+        return (body.getAttribute("data-symbol") || "") > data.symbol;
+      })[0];
+      if (fresh) { table.insertBefore(fresh, after || null); }
+    }
+    reapplySort(table);
     applyFilter();
   }
 
