@@ -32,7 +32,7 @@ from optscan.core.models import (
 )
 from optscan.core.rules import Rules, select
 from optscan.core.symbols import normalize_symbols
-from optscan.sources.base import OptionSource, SourceError
+from optscan.sources.base import OptionSource, SourceError, Unreachable
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
 
@@ -120,6 +120,9 @@ def _open_symbol(
         report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
         return report, None, []
     report.price, report.as_of = quote.price, quote.as_of.isoformat()
+    earnings, ex_dividend = quote.earnings_date, quote.ex_dividend_date
+    report.earnings_date = earnings.isoformat() if earnings else None
+    report.ex_dividend_date = ex_dividend.isoformat() if ex_dividend else None
     wanted = [
         e
         for e in expirations
@@ -355,6 +358,14 @@ def _refusal(
     )
 
 
+def _unreachable(result: ScanResult) -> str | None:
+    # Said once for the scan; each symbol's report repeats it.
+    return next(
+        (r.error for r in result.symbols.values() if r.status == Unreachable.kind and r.error),
+        None,
+    )
+
+
 def perform_scan(
     symbols: Iterable[str] | None = None,
     side: Side = "put",
@@ -425,9 +436,10 @@ def perform_scan(
             f" {counts['symbols']} symbols; the previous results are kept."
         )
     elif counts["scanned"] == 0:
+        cause = _unreachable(result)
         result.message = (
-            f"Scan failed: none of the {counts['symbols']} symbols could be scanned;"
-            " the previous results are kept."
+            f"Scan failed: none of the {counts['symbols']} symbols could be scanned"
+            f"{f' ({cause})' if cause else ''}; the previous results are kept."
         )
     else:
         result.success = True
@@ -438,6 +450,9 @@ def perform_scan(
         if counts["failed"]:
             failed = [s for s, r in result.symbols.items() if r.status not in OK_STATUSES]
             result.message += f" Failed: {', '.join(failed)}."
+            cause = _unreachable(result)
+            if cause:
+                result.message += f" {cause}."
     if env.store is not None:
         try:
             if result.success:
