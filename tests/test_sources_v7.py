@@ -12,7 +12,6 @@ import pytest
 from optscan.sources.base import (
     CHAIN_COLUMNS,
     MalformedResponse,
-    NoOptions,
     SourceError,
     UnknownSymbol,
 )

@@ -64,13 +64,17 @@ def parse_calendar_events(symbol: str, payload: Any) -> CalendarEvents:
         return NO_EVENTS
     if not isinstance(results, list) or not isinstance(results[0], dict):
         raise MalformedResponse(symbol, "quoteSummary.result is not a list of objects")
-    events = results[0].get("calendarEvents") or {}
+    events = results[0].get("calendarEvents")
+    if events is None:
+        return NO_EVENTS
     if not isinstance(events, dict):
         raise MalformedResponse(symbol, "calendarEvents is not an object")
-    earnings = events.get("earnings") or {}
+    earnings = events.get("earnings")
+    earnings = {} if earnings is None else earnings
     if not isinstance(earnings, dict):
         raise MalformedResponse(symbol, "calendarEvents.earnings is not an object")
-    reports = earnings.get("earningsDate") or []
+    reports = earnings.get("earningsDate")
+    reports = [] if reports is None else reports
     if not isinstance(reports, list):
         raise MalformedResponse(symbol, "earningsDate is not a list")
     ex_dividend = events.get("exDividendDate")

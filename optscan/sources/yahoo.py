@@ -373,13 +373,14 @@ class YahooSource:
             events = _from_json(memo.calendar(symbol))
             if events is None:
                 try:
-                    _, events = self._fetcher.fetch(
+                    _, fetched = self._fetcher.fetch(
                         symbol, calendar_url(symbol), CALENDAR_PARAMS, _check_calendar
                     )
                 except SourceError as exc:
                     log.debug("%s: no calendar dates: %s", symbol, exc.message)
                 else:
-                    memo.save_calendar(symbol, events.to_json())
+                    memo.save_calendar(symbol, fetched.to_json())
+                    events = fetched
             with self._guard:
                 self._calendars[symbol] = events
             return events

@@ -42,14 +42,14 @@ PRIVATE_NAMES: tuple[tuple[Any, str, tuple[str, ...]], ...] = (
     (yfinance.data, "YfData._make_request", ("url", "request_method")),
     # Overridden: remember a cookie fetched from a Yahoo-compatible server at another host.
     (yfinance.data, "YfData._get_cookie_basic", ("timeout",)),
-    # The singleton metaclass whose __call__ YfClient bypasses, to get one client per source.
-    (yfinance.data, "SingletonMeta.__call__", ()),
     # The cookie, timezone and ISIN caches keep their first database open; reset on a move.
     (yfinance.cache, "_CookieCacheManager._Cookie_cache", ()),
     (yfinance.cache, "_TzCacheManager._tz_cache", ()),
     (yfinance.cache, "_ISINCacheManager._isin_cache", ()),
 )
-# Set by YfData.__init__ and read or written here; checked on an instance by the tests.
+# Set by YfData.__init__ and read or written here; checked on an instance by the tests, as is
+# the one thing the metaclass below relies on: that YfData's singleton lives in its metaclass's
+# __call__, so that bypassing it gives each source a client of its own.
 INSTANCE_ATTRIBUTES = ("_cookie",)
 
 

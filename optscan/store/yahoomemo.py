@@ -51,7 +51,7 @@ class YahooMemo:
         except redis.RedisError as exc:
             log.debug("calendar memo not read: %s", exc)
             return None
-        return found.decode() if isinstance(found, bytes) else found  # type: ignore[return-value]
+        return found.decode() if isinstance(found, bytes) else found
 
     def save_calendar(self, symbol: str, events: str) -> None:
         """Keep a symbol's calendar events (JSON) for the rest of today."""
@@ -85,7 +85,7 @@ class YahooMemo:
             log.warning("unknown symbols not read: %s", exc)
             return {}
         found = {}
-        for symbol, note in raw.items():  # type: ignore[union-attr]
+        for symbol, note in raw.items():
             name = symbol.decode() if isinstance(symbol, bytes) else str(symbol)
             try:
                 found[name] = str(json.loads(note)["message"])
