@@ -93,6 +93,9 @@ class NoOptions(SourceError):
     kind = "no_options"
 
 
+UNREACHABLE_PREFIX = "Yahoo Finance could not be reached: "
+
+
 class UnknownSymbol(SourceError):
     """Yahoo does not know the symbol (an empty v7 result, or HTTP 404)."""
 
@@ -110,9 +113,6 @@ class Unreachable(SourceError):
     def __init__(self, symbol: str, cause: str):
         super().__init__(symbol, f"{UNREACHABLE_PREFIX}{cause}")
         self.cause = cause
-
-
-UNREACHABLE_PREFIX = "Yahoo Finance could not be reached: "
 
 
 class RateLimited(SourceError):
