@@ -15,9 +15,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and wire the optscan application."""
     # Imported here: domain modules stay cheap to import without Flask.
     from optscan import cli, extensions, web
+    from optscan.applog import configure_logging
     from optscan.config import default_config
     from optscan.web import security
 
+    configure_logging()
     app = Flask(
         __name__,
         instance_relative_config=True,

@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from optscan.config import Settings, load_settings
-from optscan.core.market import Clock, MarketCalendar, system_clock
+from optscan.core.market import NEW_YORK, Clock, MarketCalendar, system_clock
 from optscan.core.scan import ScanEnv
 from optscan.sources import FetchPolicy, OptionSource, make_source
 from optscan.store.events import ScanEvents
@@ -25,6 +25,7 @@ from optscan.store.redisserver import RedisUnavailable, connect
 from optscan.store.results import ResultStore
 from optscan.store.throttle import Throttle
 from optscan.store.watchlist import Watchlist
+from optscan.store.yahoomemo import YahooMemo
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,16 @@ class Services:
             breaker_pause=settings.yahoo_breaker_pause_seconds,
         )
 
+    @cached_property
+    def yahoo_memo(self) -> YahooMemo:
+        """Return what Yahoo said about symbols: calendar dates per New York day, unknown ones."""
+        return YahooMemo(
+            self.redis,
+            self.settings.redis_prefix,
+            today=lambda: self.clock().astimezone(NEW_YORK).date(),
+            clock=self.clock,
+        )
+
     def new_source(self) -> OptionSource:
         """Return a fresh source: its per-scan memo and circuit breaker must not outlive a scan."""
         live = self.settings.source.startswith("yahoo")
@@ -124,6 +135,7 @@ class Services:
             cache_dir=self.instance_path / "yfinance-cache",
             timeout=self.settings.fetch_timeout_seconds,
             policy=self.fetch_policy() if live else None,
+            memo=self.yahoo_memo if live else None,
         )
 
     def scan_env(self) -> ScanEnv:

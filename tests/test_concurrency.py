@@ -198,8 +198,8 @@ def test_sixty_symbols_with_failures_each_get_their_own_status(
 
     statuses = {symbol: report.status for symbol, report in result.symbols.items()}
     assert {statuses[s] for s in good} == {"ok"}
-    assert statuses["NOPE1"] == statuses["NOPE2"] == "error"
-    assert "does not know" in (result.symbols["NOPE1"].error or "")
+    assert statuses["NOPE1"] == statuses["NOPE2"] == "unknown_symbol"
+    assert result.symbols["NOPE1"].error == "Yahoo does not know NOPE1"
     assert statuses["FAILA"] == "error" and "HTTP 500" in (result.symbols["FAILA"].error or "")
     assert statuses["FAILB"] == "rate_limited"
     assert statuses["BTC-USD"] == "no_options"

@@ -41,7 +41,7 @@ FAULTY = {
     "M0": ("truncated", "malformed", "not JSON"),
     "M1": ("html", "malformed", "not JSON"),
     "M2": ("not_v7", "malformed", "no optionChain"),
-    "N0": ("404", "error", "does not know this symbol"),
+    "N0": ("404", "unknown_symbol", "Yahoo does not know N0"),
 }
 PARTIAL = "P0"  # one expiration answers 500, the others are fine
 BLIP = "S0"  # two 429s, then fine: retried to success

@@ -109,7 +109,7 @@ def test_failures_are_reported_per_symbol_and_write_nothing(
         as_of_date=AUG15,
     )
     assert outcome["AAPL"] == "error: Yahoo answered HTTP 500: Emulated internal error"
-    assert outcome["NOPE"].startswith("error: Yahoo does not know this symbol")
+    assert outcome["NOPE"] == "unknown_symbol: Yahoo does not know NOPE"
     assert outcome["../X"] == "error: not a ticker symbol"
     assert not (out / "AAPL").exists()
 

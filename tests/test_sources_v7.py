@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from optscan.sources.base import CHAIN_COLUMNS, MalformedResponse, NoOptions, SourceError
+from optscan.sources.base import (
+    CHAIN_COLUMNS,
+    MalformedResponse,
+    SourceError,
+    UnknownSymbol,
+)
 from optscan.sources.v7 import (
     expiration_date,
     expiration_epoch,
@@ -121,14 +126,29 @@ def test_next_earnings_skips_the_report_already_past() -> None:
     assert parse_v7(path.read_bytes(), "SPOT").quote.earnings_at is None
 
 
-def test_ex_dividend_falls_back_to_the_dividend_date() -> None:
+def test_the_dividend_date_is_never_taken_for_the_ex_dividend_date() -> None:
+    # ABBV's dividendDate 2025-05-15 is the day it paid; it went ex-dividend on 2025-04-15.
     path = FIXTURES / "gadicc__node-yahoo-finance2" / "options-ABBV.json"
     raw = raw_result(path)["quote"]
-    assert "exDividendDate" not in raw
+    assert "exDividendDate" not in raw and raw["dividendDate"] == 1747267200
     quote = parse_v7(path.read_bytes(), "ABBV").quote
-    assert quote.ex_dividend_at == datetime.fromtimestamp(raw["dividendDate"], UTC)
+    assert quote.ex_dividend_at is None and quote.ex_dividend_date is None
     path = FIXTURES / "gadicc__node-yahoo-finance2" / "options-AMZN.json"
     assert parse_v7(path.read_bytes(), "AMZN").quote.ex_dividend_at is None
+
+
+def test_an_ex_dividend_date_in_the_quote_is_that_new_york_day() -> None:
+    # Day values are 00:00 UTC of the day, which is the evening before in New York.
+    quote = {
+        "symbol": "XYZ",
+        "regularMarketPrice": 10.0,
+        "regularMarketTime": 1755288000,
+        "exDividendDate": 1754870400,  # 2025-08-11
+        "dividendDate": 1755129600,  # 2025-08-14
+    }
+    parsed = parse_v7(body(quote=quote), "XYZ").quote
+    assert parsed.ex_dividend_date == date(2025, 8, 11)
+    assert parsed.ex_dividend_at == datetime(2025, 8, 11, 4, 0, tzinfo=UTC)  # 00:00 EDT
 
 
 def test_missing_volume_and_open_interest_are_nan() -> None:
@@ -163,7 +183,7 @@ def body(**result: object) -> str:
         ("[1, 2]", MalformedResponse),
         ('{"finance": {"result": null, "error": null}}', MalformedResponse),
         ('{"optionChain": {"result": {}}}', MalformedResponse),
-        ('{"optionChain": {"result": [], "error": null}}', NoOptions),
+        ('{"optionChain": {"result": [], "error": null}}', UnknownSymbol),
         (body(expirationDates="soon"), MalformedResponse),
         (body(quote=None), MalformedResponse),
         (body(quote={"regularMarketPrice": 10.0}), MalformedResponse),

@@ -21,6 +21,7 @@ from optscan.sources.base import (
     NoOptions,
     RateLimited,
     SourceError,
+    UnknownSymbol,
 )
 from optscan.sources.replay import ReplaySource
 from optscan.sources.v7 import expiration_epoch
@@ -130,7 +131,10 @@ def test_quote_comes_from_the_answer_without_a_date_in_yahoo_units(
     assert quote.dividend_yield == pytest.approx(0.0045)
     assert quote.dividend_yield == pytest.approx(1.04 / 231.59, rel=0.01)
     assert quote.earnings_at == datetime(2025, 10, 30, 20, 0, tzinfo=UTC)
-    assert quote.ex_dividend_at == datetime.fromtimestamp(recorded["dividendDate"], UTC)
+    # dividendDate (2025-08-14) is the day AAPL paid; its ex-date was 2025-08-11. The v7 answer
+    # has no exDividendDate, and without the calendar the ex-date is unknown.
+    assert recorded["dividendDate"] and "exDividendDate" not in recorded
+    assert quote.ex_dividend_at is None and quote.ex_dividend_date is None
     assert quote.market_state == "POST"
     assert quote.currency == "USD"
 
@@ -292,9 +296,10 @@ def test_pre_market_chains_have_zero_bids(premarket_yahoo: YahooEmulator, source
 
 
 def test_an_unknown_symbol_answered_404(premarket_yahoo: YahooEmulator, source_for) -> None:
-    with pytest.raises(SourceError, match="does not know") as caught:
+    with pytest.raises(UnknownSymbol) as caught:
         source_for(premarket_yahoo).expirations("NOPE")
-    assert type(caught.value) is SourceError
+    assert caught.value.kind == "unknown_symbol"
+    assert caught.value.message == "Yahoo does not know NOPE"
     assert caught.value.symbol == "NOPE"
 
 
@@ -305,9 +310,10 @@ def test_an_unknown_symbol_answered_with_an_empty_result(
     with (
         YahooEmulator(premarket_root, unknown_symbol="empty") as server,
         YahooSource(cache_dir, base_url=server.base_url) as source,
-        pytest.raises(NoOptions, match="unknown symbol or no listed options"),
+        pytest.raises(UnknownSymbol, match="Yahoo does not know SPX") as caught,
     ):
         source.expirations("SPX")
+    assert not isinstance(caught.value, NoOptions)  # BTC-USD, which exists, has no options
 
 
 def test_a_hung_request_times_out(aapl_yahoo: YahooEmulator, source_for) -> None:

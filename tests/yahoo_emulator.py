@@ -2,7 +2,9 @@
 
 It answers what yfinance asks for: /v7/finance/options/SYMBOL[?date=epoch] (the recorded raw
 body; without a date the front recording; for a day not recorded, Yahoo's empty answer for
-that day), the cookie page (fc.yahoo.com, here "/") and /v1/test/getcrumb. Point a
+that day), /v10/finance/quoteSummary/SYMBOL?modules=calendarEvents (the body given in
+`calendars` for the symbol, else Yahoo's 404 for a symbol without a calendar, or for an
+unknown one), the cookie page (fc.yahoo.com, here "/") and /v1/test/getcrumb. Point a
 YahooSource at it with base_url=emulator.base_url.
 
 Latency (fixed or jittered) and faults (429, 500, 404, hang, dropped connection, truncated
@@ -45,6 +47,12 @@ from optscan.sources.replay import ReplaySource
 from optscan.sources.v7 import expiration_date, expiration_epoch
 
 OPTIONS_PREFIX = "/v7/finance/options/"
+SUMMARY_PREFIX = "/v10/finance/quoteSummary/"
+CALENDAR_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "yahoo-quotesummary"
+# Calendar bodies for the symbols of the replay sets (see the fixtures' SOURCES.md).
+CALENDARS = {
+    "AAPL": CALENDAR_FIXTURES / "constructed" / "quoteSummary-calendarEvents-AAPL-2025-08.json",
+}
 CRUMB_PATH = "/v1/test/getcrumb"
 COOKIE_PATH = "/"  # fc.yahoo.com, once a YahooSession has moved it under base_url
 CRUMB = "emulatorCrumb0"
@@ -111,6 +119,7 @@ class YahooEmulator:
         hang_seconds: float = 30.0,
         aliases: Mapping[str, str] | None = None,
         delays: Mapping[str, float] | None = None,
+        calendars: Mapping[str, Path] | None = None,
     ):
         if unknown_symbol not in ("404", "empty"):
             raise ValueError("unknown_symbol must be '404' or 'empty'")
@@ -126,6 +135,8 @@ class YahooEmulator:
         self.hang_seconds = hang_seconds
         # alias -> recorded symbol whose answers it gets, with every symbol field rewritten
         self.aliases = {a.upper(): t.upper() for a, t in (aliases or {}).items()}
+        # symbol -> file of its quoteSummary calendarEvents body (an alias gets its target's)
+        self.calendars = {s.upper(): Path(path) for s, path in (calendars or {}).items()}
         self._rewritten: dict[tuple[str, int | None], tuple[int, bytes]] = {}
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -277,6 +288,23 @@ class YahooEmulator:
             ]
         return 200, _json(payload)
 
+    def _calendar_body(self, symbol: str) -> tuple[int, bytes]:
+        recorded = self.aliases.get(symbol, symbol)
+        path = self.calendars.get(symbol) or self.calendars.get(recorded)
+        if path is not None:
+            return 200, path.read_bytes()
+        try:
+            known = self.replay.front_path(recorded).exists()
+        except SourceError:
+            known = False
+        if not known:
+            error = _summary_error(f"Quote not found for ticker symbol: {symbol}")
+            return 404, _json(error)
+        # As recorded for BTC-USD: a symbol Yahoo knows but has no calendar for.
+        return 404, _json(
+            _summary_error("No fundamentals data found for any of the summaryTypes=calendarEvents")
+        )
+
     @staticmethod
     def _rewrite(body: bytes, recorded: str, alias: str) -> bytes:
         """Return a recorded answer as it would name `alias` instead of `recorded`."""
@@ -384,10 +412,14 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if path == CRUMB_PATH:
             return self._send(200, CRUMB.encode(), "text/plain;charset=utf-8")
-        if not path.startswith(OPTIONS_PREFIX):
+        if not path.startswith((OPTIONS_PREFIX, SUMMARY_PREFIX)):
             return self._send(404, b"Not Found", "text/plain")
         if owner.require_crumb and crumb != CRUMB:
             return self._send(401, _json(_finance_error("Unauthorized", "Invalid Crumb")))
+        if path.startswith(SUMMARY_PREFIX):
+            symbol = path[len(SUMMARY_PREFIX) :].upper()
+            status, body = owner._calendar_body(symbol)
+            return self._send(status, body[: len(body) // 2] if fault == "truncated" else body)
         status, body = owner._options_body(path[len(OPTIONS_PREFIX) :], day)
         if fault == "truncated":
             body = body[: len(body) // 2]
@@ -416,6 +448,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _finance_error(code: str, description: str) -> dict:
     return {"finance": {"result": None, "error": {"code": code, "description": description}}}
+
+
+def _summary_error(description: str) -> dict:
+    return {
+        "quoteSummary": {"result": None, "error": {"code": "Not Found", "description": description}}
+    }
 
 
 def _json(payload: dict) -> bytes:

@@ -15,6 +15,7 @@ from optscan.core.models import Side
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
 from optscan.extensions import services
 from optscan.jobs.scanjob import Refusal, ScanRequest, prepare
+from optscan.sources.base import Unreachable
 
 _REFUSAL_EXIT = {"market_closed": EXIT_MARKET_CLOSED, "busy": EXIT_BUSY, "redis": EXIT_REDIS}
 
@@ -88,9 +89,10 @@ def scan_command(
         if result.matches:
             click.echo(format_matches(result.matches))
         for symbol, report in result.symbols.items():
-            if report.error:
+            # "Yahoo could not be reached" is said once, in the scan's own line.
+            if report.error and report.status != Unreachable.kind:
                 click.echo(f"{symbol}: {report.status}: {report.error}", err=True)
-        click.echo(result.message, err=True)
+    # The scan job's log line (stderr) ends with result.message: not echoed a second time.
     sys.exit(EXIT_OK if result.success else EXIT_FAILED)
 
 

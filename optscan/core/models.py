@@ -123,6 +123,8 @@ class SymbolReport:
     error: str | None = None
     price: float | None = None
     as_of: str | None = None
+    earnings_date: str | None = None  # next earnings report, New York ISO date, if known
+    ex_dividend_date: str | None = None  # Yahoo's ex-dividend date (New York ISO), if known
     expirations: list[str] = field(default_factory=list)
     contracts: int = 0
     matches: int = 0

@@ -33,7 +33,7 @@ from optscan.core.models import (
 )
 from optscan.core.rules import Rules, select
 from optscan.core.symbols import normalize_symbols
-from optscan.sources.base import OptionSource, SourceError
+from optscan.sources.base import OptionSource, SourceError, Unreachable
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
 
@@ -121,6 +121,9 @@ def _open_symbol(
         report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
         return report, None, []
     report.price, report.as_of = quote.price, quote.as_of.isoformat()
+    earnings, ex_dividend = quote.earnings_date, quote.ex_dividend_date
+    report.earnings_date = earnings.isoformat() if earnings else None
+    report.ex_dividend_date = ex_dividend.isoformat() if ex_dividend else None
     wanted = [
         e
         for e in expirations
@@ -407,6 +410,14 @@ class _Board:
                 log.error("scan results not saved: Redis is unavailable (%s)", exc)
 
 
+def _unreachable(result: ScanResult) -> str | None:
+    # Said once for the scan; each symbol's report repeats it.
+    return next(
+        (r.error for r in result.symbols.values() if r.status == Unreachable.kind and r.error),
+        None,
+    )
+
+
 def perform_scan(
     symbols: Iterable[str] | None = None,
     side: Side = "put",
@@ -482,8 +493,10 @@ def perform_scan(
             f" {counts['symbols']} symbols; the symbols it finished are saved."
         )
     elif counts["scanned"] == 0:
+        cause = _unreachable(result)
         result.message = (
-            f"Scan failed: none of the {counts['symbols']} symbols could be scanned{kept}."
+            f"Scan failed: none of the {counts['symbols']} symbols could be scanned"
+            f"{f' ({cause})' if cause else ''}{kept}."
         )
     else:
         result.success = True
@@ -493,6 +506,9 @@ def perform_scan(
         )
         if counts["failed"]:
             result.message += f" Failed: {', '.join(result.failed())}{kept}."
+            cause = _unreachable(result)
+            if cause:
+                result.message += f" {cause}."
     if env.store is not None:
         try:
             summary = result.to_dict(matches=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
+from optscan.applog import take_noise
 from optscan.core.market import format_et
 from optscan.core.models import ScanResult, Side
 from optscan.core.rules import Rules
@@ -153,9 +155,11 @@ class ScanJob:
 
     def run(self, progress: Progress | None = None) -> ScanResult:
         """Run the scan here, publish how it ended and release the lock."""
+        log.info("%s started: %s", self._name, self._what)
+        started = time.monotonic()
         try:
-            env = self.svc.scan_env()
             try:
+                env = self.svc.scan_env()
                 result = perform_scan(
                     self.symbols,
                     self.request.side,
@@ -169,12 +173,39 @@ class ScanJob:
                     scan_id=self.scan_id,
                 )
             except BaseException:
+                log.exception(
+                    "%s failed after %.1f s: internal error", self._name, time.monotonic() - started
+                )
                 self.live.failed(INTERNAL_ERROR)
                 raise
             self.live.finished(result)
+            self._log_end(result, time.monotonic() - started)
             return result
         finally:
             self.lock.release()
+
+    @property
+    def _name(self) -> str:
+        return f"scan {self.scan_id[:8]}"
+
+    @property
+    def _what(self) -> str:
+        count, request = len(self.symbols), self.request
+        return f"{count} symbol{'s' if count != 1 else ''}, {request.side}s, by {request.trigger}"
+
+    def _log_end(self, result: ScanResult, seconds: float) -> None:
+        # One line per scan with its counts, duration and cause; third-party noise folded in.
+        counts = result.counts()
+        figures = (
+            f"{counts['scanned']} of {counts['symbols']} symbols scanned, {counts['failed']}"
+            f" failed, {counts['matches']} matches in {seconds:.1f} s"
+        )
+        noise = take_noise()
+        level, ended = logging.INFO, "finished"
+        if not result.success:
+            level, ended = logging.WARNING, "interrupted" if result.interrupted else "failed"
+        suffix = f" [{noise}]" if noise else ""
+        log.log(level, "%s %s (%s): %s%s", self._name, ended, figures, result.message, suffix)
 
     def start(self) -> None:
         """Run the scan in a daemon thread (a greenlet under gevent); it owns the lock now."""
@@ -195,8 +226,8 @@ class ScanJob:
     def _run_in_background(self) -> None:
         try:
             self.run()
-        except Exception:
-            log.exception("background scan %s failed", self.scan_id)
+        except Exception:  # noqa: BLE001 - run() logged it; nobody waits for this thread
+            pass
         finally:
             with _threads_lock:
                 _threads.discard(threading.current_thread())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import (
     CHAIN_COLUMNS,
@@ -14,8 +15,13 @@ from .base import (
     Quote,
     RateLimited,
     SourceError,
+    UnknownSymbol,
+    Unreachable,
 )
 from .policy import FetchPolicy
+
+if TYPE_CHECKING:
+    from optscan.store.yahoomemo import YahooMemo
 
 __all__ = [
     "CHAIN_COLUMNS",
@@ -29,6 +35,8 @@ __all__ = [
     "Quote",
     "RateLimited",
     "SourceError",
+    "UnknownSymbol",
+    "Unreachable",
     "make_source",
 ]
 
@@ -36,18 +44,26 @@ SOURCE_SPECS = ("yahoo", "yahoo:<base URL>", "replay:<dir>")
 
 
 def make_source(
-    spec: str, *, cache_dir: Path, timeout: float = 10.0, policy: FetchPolicy | None = None
+    spec: str,
+    *,
+    cache_dir: Path,
+    timeout: float = 10.0,
+    policy: FetchPolicy | None = None,
+    memo: YahooMemo | None = None,
 ) -> OptionSource:
     """Return the source a spec names: "yahoo", "yahoo:<base URL>" or "replay:<dir>".
 
-    timeout (seconds per request) and policy (pacing, retries) apply to the live source only.
+    timeout (seconds per request), policy (pacing, retries) and memo (calendar dates, unknown
+    symbols) apply to the live source only.
     """
     # Imported here so that a replay-only process never loads yfinance and curl_cffi.
     kind, colon, argument = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if kind == "yahoo" and bool(colon) == bool(argument):
         from .yahoo import YahooSource
 
-        return YahooSource(cache_dir, base_url=argument or None, timeout=timeout, policy=policy)
+        return YahooSource(
+            cache_dir, base_url=argument or None, timeout=timeout, policy=policy, memo=memo
+        )
     if kind == "replay" and argument:
         from .replay import ReplaySource
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Protocol
 
 import pandas as pd
 
+from optscan.core.market import NEW_YORK
 from optscan.core.symbols import InvalidSymbol, normalize_symbol
 
 # Columns every source puts in Chain.calls / Chain.puts, with these units:
@@ -28,16 +29,40 @@ CHAIN_COLUMNS = (
 
 @dataclass(frozen=True)
 class Quote:
-    """The underlying's quote as Yahoo reports it alongside an option chain."""
+    """The underlying's quote as Yahoo reports it alongside an option chain.
+
+    Event times are moments; a day-only event (an ex-dividend date, an estimated earnings
+    date) is the start of that day in New York. Never Yahoo's dividendDate: that is the day
+    the dividend is paid, days after the stock goes ex-dividend.
+    """
 
     symbol: str
     price: float  # regularMarketPrice, USD
     as_of: datetime  # regularMarketTime, timezone-aware (UTC)
     dividend_yield: float  # FRACTION per year; Yahoo's dividendYield is in percent
-    earnings_at: datetime | None = None  # next earningsTimestamp (UTC), when given
-    ex_dividend_at: datetime | None = None  # exDividendDate, else dividendDate (UTC)
+    earnings_at: datetime | None = None  # next earnings report, when Yahoo gives one
+    ex_dividend_at: datetime | None = None  # 00:00 New York on the ex-dividend date, if known
     market_state: str | None = None  # REGULAR, PRE, POST, POSTPOST, CLOSED
     currency: str | None = None
+
+    @property
+    def earnings_date(self) -> date | None:
+        """Return the New York date of the next earnings report, if known."""
+        return _new_york_date(self.earnings_at)
+
+    @property
+    def ex_dividend_date(self) -> date | None:
+        """Return the ex-dividend date (New York), if known."""
+        return _new_york_date(self.ex_dividend_at)
+
+
+def _new_york_date(moment: datetime | None) -> date | None:
+    return None if moment is None else moment.astimezone(NEW_YORK).date()
+
+
+def start_of_day(day: date) -> datetime:
+    """Return 00:00 New York time on a day, when a day-only event (an ex-date) takes effect."""
+    return datetime.combine(day, time(0, 0), tzinfo=NEW_YORK)
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,28 @@ class NoOptions(SourceError):
     """The symbol exists but lists no options."""
 
     kind = "no_options"
+
+
+UNREACHABLE_PREFIX = "Yahoo Finance could not be reached: "
+
+
+class UnknownSymbol(SourceError):
+    """Yahoo does not know the symbol (an empty v7 result, or HTTP 404)."""
+
+    kind = "unknown_symbol"
+
+    def __init__(self, symbol: str):
+        super().__init__(symbol, f"Yahoo does not know {symbol}")
+
+
+class Unreachable(SourceError):
+    """Yahoo could not be reached at all (DNS, connect, TLS): no answer of any kind."""
+
+    kind = "unreachable"
+
+    def __init__(self, symbol: str, cause: str):
+        super().__init__(symbol, f"{UNREACHABLE_PREFIX}{cause}")
+        self.cause = cause
 
 
 class RateLimited(SourceError):

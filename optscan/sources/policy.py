@@ -11,6 +11,11 @@ The circuit breaker watches 429s: `breaker_threshold` of them with no success in
 `breaker_pause_seconds`, in this process and, through the shared bucket, in every other one.
 If Yahoo still rate-limits after a pause, the breaker opens for good: the source's remaining
 requests fail at once as rate_limited instead of each waiting out its retries.
+
+Reachability watches connection-level failures instead (DNS, connect, TLS: no answer of any
+kind): `unreachable_after` of them with no answer in between and Yahoo counts as unreachable
+for the rest of the source's life (one scan). Every further request then fails at once, before
+it is paced or sent, so that a scan without network ends in about one request's time.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from .base import RateLimited
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CircuitBreaker", "FetchPolicy"]
+__all__ = ["CircuitBreaker", "FetchPolicy", "Reachability"]
 
 # Trips with no success in between after which the breaker stops waiting and gives up.
 TRIPS_BEFORE_GIVING_UP = 2
+# Connection-level failures in a row (no answer in between) after which Yahoo is unreachable.
+UNREACHABLE_AFTER = 3
 
 
 def _sleep(seconds: float) -> None:
@@ -48,11 +55,12 @@ class FetchPolicy:
     backoff_cap: float = 8.0
     breaker_threshold: int = 3  # 429s without a success in between; 0: no breaker
     breaker_pause: float = 30.0
+    unreachable_after: int = UNREACHABLE_AFTER  # connection failures in a row; 0: never give up
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.breaker_threshold < 0:
-            raise ValueError("max_retries and breaker_threshold must be >= 0")
+        if min(self.max_retries, self.breaker_threshold, self.unreachable_after) < 0:
+            raise ValueError("max_retries, breaker_threshold and unreachable_after must be >= 0")
         if not 0 <= self.backoff_base <= self.backoff_cap:
             raise ValueError("backoff must satisfy 0 <= base <= cap")
         if self.breaker_pause < 0:
@@ -128,3 +136,42 @@ class CircuitBreaker:
         )
         if self.policy.limiter is not None:
             self.policy.limiter.pause(self.policy.breaker_pause)
+
+
+class Reachability:
+    """Count a source's connection-level failures; after `threshold` in a row, refuse the rest."""
+
+    def __init__(self, threshold: int = UNREACHABLE_AFTER):
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._strikes = 0  # connection failures since the last answer
+        self.failures = 0  # connection failures in all, the refused requests not counted
+        self.refused = 0  # requests refused without touching the network once unreachable
+        self.cause: str | None = None  # what made Yahoo unreachable, once it is
+
+    @property
+    def unreachable(self) -> bool:
+        """Return whether Yahoo counts as unreachable for the rest of this source's life."""
+        return self.cause is not None
+
+    def check(self) -> str | None:
+        """Return the cause if Yahoo is unreachable (counting a refused request), else None."""
+        with self._lock:
+            if self.cause is not None:
+                self.refused += 1
+            return self.cause
+
+    def failed(self, cause: str) -> bool:
+        """Record a connection-level failure; return whether Yahoo is now unreachable."""
+        with self._lock:
+            self.failures += 1
+            if self.cause is None:
+                self._strikes += 1
+                if self.threshold and self._strikes >= self.threshold:
+                    self.cause = cause
+            return self.cause is not None
+
+    def answered(self) -> None:
+        """Record an answer of any kind: Yahoo is reachable."""
+        with self._lock:
+            self._strikes = 0

@@ -14,10 +14,11 @@ from .base import (
     CHAIN_COLUMNS,
     Chain,
     MalformedResponse,
-    NoOptions,
     Quote,
     SourceError,
+    UnknownSymbol,
     normalise_symbol,
+    start_of_day,
 )
 
 # The numeric chain columns; contractSymbol is the only text column.
@@ -59,8 +60,7 @@ def result_of(symbol: str, payload: dict) -> dict:
     """Return optionChain.result[0] after checking the whole body's shape.
 
     Raise MalformedResponse for anything that is not the v7 shape, SourceError for an error
-    Yahoo reports inside the body, and NoOptions for an empty result list (what Yahoo sends
-    for a symbol it lists no options for, or does not know).
+    Yahoo reports inside the body, and UnknownSymbol for an empty result list.
     """
     if "optionChain" not in payload:
         error = (payload.get("finance") or {}).get("error") if "finance" in payload else None
@@ -78,7 +78,9 @@ def result_of(symbol: str, payload: dict) -> dict:
     if not isinstance(results, list):
         raise MalformedResponse(symbol, "optionChain.result is not a list")
     if not results:
-        raise NoOptions(symbol, "Yahoo returned no result (unknown symbol or no listed options)")
+        # What Yahoo answers for a symbol it does not know; one it knows without options
+        # (BTC-USD) gets a result with a quote and no expirations.
+        raise UnknownSymbol(symbol)
     result = results[0]
     if not isinstance(result, dict):
         raise MalformedResponse(symbol, "optionChain.result[0] is not an object")
@@ -112,16 +114,15 @@ def parse_quote(symbol: str, quote: dict) -> Quote:
         yield_percent = 0.0
     if not _is_number(yield_percent) or yield_percent < 0:
         raise MalformedResponse(symbol, f"quote has a bad dividendYield ({yield_percent!r})")
+    # Day-only epochs (00:00 UTC of the day). dividendDate is the payment date: never the ex-date.
     ex_dividend = _epoch_field(symbol, quote, "exDividendDate")
-    if ex_dividend is None:
-        ex_dividend = _epoch_field(symbol, quote, "dividendDate")
     return Quote(
         symbol=str(quote.get("symbol") or symbol).upper(),
         price=float(price),
         as_of=as_of,
         dividend_yield=float(yield_percent) / 100.0,
         earnings_at=_next_earnings(symbol, quote, as_of),
-        ex_dividend_at=ex_dividend,
+        ex_dividend_at=None if ex_dividend is None else start_of_day(ex_dividend.date()),
         market_state=_text_field(quote, "marketState"),
         currency=_text_field(quote, "currency"),
     )

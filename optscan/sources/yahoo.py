@@ -1,126 +1,84 @@
 """Live option chains from Yahoo through yfinance's HTTP client, safe for threads and greenlets.
 
 yfinance's YfData does the HTTP (cookie, crumb, consent, its retry with the other cookie
-strategy); this module checks every v7 answer before anything reads it, so that an HTTP error
-or a body of the wrong shape becomes a SourceError instead of yfinance's silent "no options",
-and parses it with the same v7 parser the replay source uses. yf.Ticker is not used: it keeps
-each answer's expirations and quote on the Ticker object, so two requests for one symbol could
-not run at once; with the parser here a symbol's expirations can be fetched concurrently.
+strategy; reached through yfadapter.py alone); this module checks every answer before anything
+reads it, so that an HTTP error or a body of the wrong shape becomes a SourceError instead of
+yfinance's silent "no options", and parses v7 answers with the same parser the replay source
+uses. yf.Ticker is not used: it keeps each answer's expirations and quote on the Ticker object,
+so two requests for one symbol could not run at once; here a symbol's expirations can be
+fetched concurrently.
 
 With a FetchPolicy the source also paces every request through a token bucket, retries 429s,
 5xx, timeouts and connection errors with backoff, and stops when Yahoo keeps rate-limiting
 (see policy.py). yfinance's own immediate retry of a 429 or 5xx with its other cookie strategy
 is then skipped: it would double the load on a server that is refusing us, and it flips the
-cookie strategy shared by every concurrent request.
+cookie strategy shared by every concurrent request. With or without a policy, a few
+connection-level failures in a row make Yahoo unreachable for the rest of the scan: the
+remaining symbols fail at once as `unreachable`, without a request.
+
+Given a YahooMemo, the source also asks Yahoo's quoteSummary calendar for each symbol's
+earnings and ex-dividend dates (once per symbol and New York day, kept in Redis) and notes
+the symbols Yahoo does not know, for the watchlist page.
 """
 
 from __future__ import annotations
 
-import sys
+import dataclasses
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
-import yfinance as yf
 from curl_cffi import requests as curl_requests
-from curl_cffi.requests.exceptions import (
-    ChunkedEncodingError,
-    IncompleteRead,
-    RequestException,
-)
+from curl_cffi.requests.exceptions import ChunkedEncodingError, IncompleteRead, RequestException
 from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
 from curl_cffi.requests.exceptions import Timeout as CurlTimeout
-from yfinance.const import _BASE_URL_ as YAHOO_BASE_URL
-from yfinance.data import YfData
-from yfinance.exceptions import YFRateLimitError
 
-from optscan.store.ratelimit import RateLimiter
+from optscan.store.yahoomemo import YahooMemo
 
-from .base import Chain, EmptyChain, MalformedResponse, NoOptions, Quote, RateLimited, SourceError
-from .policy import CircuitBreaker, FetchPolicy
-from .v7 import (
-    V7Answer,
-    expiration_epoch,
-    load_body,
-    normalise_symbol,
-    parse_result,
-    result_of,
+from .base import (
+    Chain,
+    EmptyChain,
+    MalformedResponse,
+    NoOptions,
+    Quote,
+    RateLimited,
+    SourceError,
+    UnknownSymbol,
+    Unreachable,
 )
+from .policy import UNREACHABLE_AFTER, CircuitBreaker, FetchPolicy, Reachability
+from .quotesummary import CalendarEvents, parse_calendar_events, with_events
+from .v7 import V7Answer, expiration_epoch, load_body, normalise_symbol, parse_result, result_of
+from .yahoohttp import ConnectionFailed, YahooSession, running_under_gevent
+from .yfadapter import RateLimitError, YfClient, use_cache_dir
 
 __all__ = ["YahooSession", "YahooSource", "options_url", "running_under_gevent"]
 
-_cache_lock = threading.Lock()
-_cache_location: str | None = None
+log = logging.getLogger(__name__)
 
-# Network failures worth asking again for; the others (bad URL, TLS, ...) will not heal.
+T = TypeVar("T")
+
+# Yahoo's API host (yfinance's own default, query1 being the other).
+YAHOO_API = "https://query2.finance.yahoo.com"
+CALENDAR_PARAMS = {"modules": "calendarEvents", "formatted": "false"}
+
+# Network failures worth asking again for; the others (bad URL, ...) will not heal.
 _TRANSIENT_ERRORS = (CurlTimeout, CurlConnectionError, ChunkedEncodingError, IncompleteRead)
 
 
-def running_under_gevent() -> bool:
-    """Return True when gevent has monkey-patched the socket module of this process."""
-    monkey = sys.modules.get("gevent.monkey")
-    return bool(monkey is not None and monkey.is_module_patched("socket"))
-
-
 def options_url(symbol: str, epoch: int | None = None) -> str:
-    """Return the v7 options URL yfinance requests for a symbol (and expiration epoch)."""
-    url = f"{YAHOO_BASE_URL}/v7/finance/options/{symbol}"
+    """Return the v7 options URL for a symbol (and expiration epoch)."""
+    url = f"{YAHOO_API}/v7/finance/options/{symbol}"
     return url if epoch is None else f"{url}?date={epoch}"
 
 
-class YahooSession(curl_requests.Session):
-    """A curl_cffi session for yfinance: cooperative under gevent, timeouts capped, every
-    request paced by an optional rate limiter, and optionally every *.yahoo.com request sent
-    to a Yahoo-compatible base URL instead."""
-
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        timeout: float = 10.0,
-        cooperative: bool | None = None,
-        limiter: RateLimiter | None = None,
-    ):
-        # libcurl's I/O is invisible to gevent: unless perform() runs in gevent's threadpool
-        # (thread="gevent"), one request freezes every greenlet of the worker.
-        self.cooperative = running_under_gevent() if cooperative is None else cooperative
-        super().__init__(impersonate="chrome", thread="gevent" if self.cooperative else None)
-        self.base_url = base_url.rstrip("/") if base_url else None
-        self.max_timeout = float(timeout)
-        self.limiter = limiter
-        # Per thread (per greenlet under gevent): when this thread's last request left.
-        self._sent = threading.local()
-
-    @property
-    def last_sent_at(self) -> float | None:
-        """Return when the calling thread's last request left (time.monotonic), if any."""
-        return getattr(self._sent, "at", None)
-
-    def request(self, method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
-        """Send one request, paced, redirected to base_url and with the timeout capped."""
-        if self.base_url is not None:
-            url = self._redirect(url)
-        # yfinance asks for 30 s on its cookie and crumb requests; a scan must not wait that long.
-        timeout = kwargs.get("timeout")
-        if not isinstance(timeout, int | float) or timeout > self.max_timeout:
-            kwargs["timeout"] = self.max_timeout
-        if self.limiter is not None:
-            self.limiter.acquire()
-        self._sent.at = time.monotonic()
-        return super().request(method, url, *args, **kwargs)
-
-    def _redirect(self, url: str) -> str:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if host != "yahoo.com" and not host.endswith(".yahoo.com"):
-            return url
-        query = f"?{parts.query}" if parts.query else ""
-        return f"{self.base_url}{parts.path or '/'}{query}"
+def calendar_url(symbol: str) -> str:
+    """Return the quoteSummary URL whose calendarEvents module holds the symbol's dates."""
+    return f"{YAHOO_API}/v10/finance/quoteSummary/{symbol}"
 
 
 class _ErrorStatus(Exception):
@@ -132,120 +90,120 @@ class _ErrorStatus(Exception):
         self.response = response
 
 
-class _OnePerSource(type(YfData)):
-    """Make each YfData subclass instance private instead of yfinance's process singleton."""
+def _stop_on_error_status(response: Any) -> None:
+    # 401 and 403 may be a stale cookie or crumb: yfinance's retry is the cure there.
+    if response.status_code >= 400 and response.status_code not in (401, 403):
+        raise _ErrorStatus(response)
 
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return type.__call__(cls, *args, **kwargs)
 
-
-class _SourceData(YfData, metaclass=_OnePerSource):
-    """yfinance's HTTP client (cookie, crumb) with this source's session, timeout, checks and,
-    given a policy, its retries and circuit breaker."""
+class _Fetcher:
+    """Send a source's requests through yfinance's client, with its policy and breakers."""
 
     def __init__(
-        self, session: curl_requests.Session, timeout: float, policy: FetchPolicy | None = None
+        self,
+        session: curl_requests.Session,
+        timeout: float,
+        policy: FetchPolicy | None,
+        reachability: Reachability,
     ):
-        super().__init__(session=session)
-        self._timeout = timeout
-        self._policy = policy
+        self.client = YfClient(session, _stop_on_error_status if policy is not None else None)
+        self.session = session
+        self.timeout = timeout
+        self.policy = policy
+        self.reachability = reachability
         self.breaker = CircuitBreaker(policy) if policy is not None else None
 
-    def _get_cookie_basic(self, timeout: float = 30) -> bool:
-        got = super()._get_cookie_basic(timeout)
-        # yfinance remembers a fetched cookie only by reading it back from its disk cache,
-        # which keeps cookies of yahoo domains alone: from a Yahoo-compatible server at
-        # another host it would fetch the cookie page again before every request.
-        if got and self._cookie is None:
-            self._cookie = True
-        return got
-
-    def _make_request(self, url: str, request_method: Callable[..., Any], **kwargs: Any) -> Any:
-        if self._policy is None:
-            return super()._make_request(url, request_method, **kwargs)
-
-        def send(**request_args: Any) -> Any:
-            response = request_method(**request_args)
-            # 401 and 403 may be a stale cookie or crumb: yfinance's retry is the cure there.
-            if response.status_code >= 400 and response.status_code not in (401, 403):
-                raise _ErrorStatus(response)
-            return response
-
-        return super()._make_request(url, send, **kwargs)
-
-    def get(self, url: str, params: dict | None = None, timeout: float = 30) -> Any:
-        """Return Yahoo's answer to a v7 request once it is known to be a v7 answer."""
-        return self.fetch(url, params)[0]
-
-    def fetch(self, url: str, params: dict | None = None) -> tuple[Any, dict]:
-        """Return Yahoo's answer to a v7 request and its checked optionChain.result[0]."""
-        symbol = urlsplit(url).path.rsplit("/", 1)[-1]
-        if self._policy is None:
-            # yfinance passes no timeout of its own here (its default is 30 s): the source's wins.
-            response = super().get(url, params=params, timeout=self._timeout)
-            return response, _check_response(symbol, response)
-        return self._fetch_with_retries(symbol, url, params, self._policy)
-
-    def _fetch_with_retries(
-        self, symbol: str, url: str, params: dict | None, policy: FetchPolicy
-    ) -> tuple[Any, dict]:
-        assert self.breaker is not None
-        attempts = policy.max_retries + 1
+    def fetch(
+        self, symbol: str, url: str, params: dict | None, check: Callable[[str, Any], T]
+    ) -> tuple[Any, T]:
+        """Return Yahoo's answer and what `check` makes of it, retrying as the policy says."""
+        policy = self.policy
+        attempts = 1 + (policy.max_retries if policy is not None else 0)
         for attempt in range(1, attempts + 1):
-            self.breaker.before_request(symbol)
+            if self.breaker is not None:
+                self.breaker.before_request(symbol)
             started = time.monotonic()
             try:
-                response = super().get(url, params=params, timeout=self._timeout)
+                # yfinance's default timeout is 30 s: the source's wins.
+                response = self.client.get(url, params=params, timeout=self.timeout)
             except _ErrorStatus as exc:
                 status = exc.response.status_code
                 if status != 429 and status < 500:
+                    assert self.breaker is not None  # only a policy checks answers early
                     self.breaker.succeeded()
-                    _check_response(symbol, exc.response)  # raises: it will not change
+                    return exc.response, check(symbol, exc.response)  # it will not change
                 failure: Exception = exc
-                if status == 429:
+                if status == 429 and self.breaker is not None:
                     self.breaker.rate_limited(self._sent_at(started))
-            except YFRateLimitError as exc:  # a 429 after yfinance's retry of a 401
+            except RateLimitError as exc:  # a 429 after yfinance's retry of a 401
                 failure = exc
-                self.breaker.rate_limited(self._sent_at(started))
+                if self.breaker is not None:
+                    self.breaker.rate_limited(self._sent_at(started))
+            except ConnectionFailed as exc:
+                if exc.final:
+                    raise Unreachable(symbol, exc.cause) from None
+                failure = exc
             except _TRANSIENT_ERRORS as exc:
                 failure = exc
+            except RequestException as exc:
+                message = f"request to Yahoo failed: {_first_sentence(exc)}"
+                raise SourceError(symbol, message) from exc
+            except Exception as exc:
+                message = f"yfinance failed: {type(exc).__name__}: {_first_sentence(exc)}"
+                raise SourceError(symbol, message) from exc
             else:
-                self.breaker.succeeded()  # a 5xx would have raised _ErrorStatus
-                return response, _check_response(symbol, response)
+                if self.breaker is not None:
+                    self.breaker.succeeded()  # a 5xx would have raised _ErrorStatus
+                return response, check(symbol, response)
             if attempt == attempts:
-                raise _final_error(symbol, failure, attempts, self._timeout) from failure
+                raise _final_error(symbol, failure, attempts, self.timeout) from failure
+            if self.reachability.cause is not None:  # given up while this one failed
+                raise Unreachable(symbol, self.reachability.cause) from None
+            assert policy is not None
             time.sleep(policy.backoff(attempt))
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _sent_at(self, started: float) -> float:
-        sent = getattr(self._session, "last_sent_at", None)
+        sent = getattr(self.session, "last_sent_at", None)
         return sent if sent is not None and sent >= started else started
 
 
 def _final_error(symbol: str, failure: Exception, attempts: int, timeout: float) -> SourceError:
-    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+    tries = f" ({attempts} attempts)" if attempts > 1 else ""
     if isinstance(failure, _ErrorStatus):
         try:
-            _check_response(symbol, failure.response)
+            _check_status(symbol, failure.response)
         except SourceError as exc:
-            return type(exc)(symbol, f"{exc.message} ({tries})")
-    if isinstance(failure, YFRateLimitError):
-        return RateLimited(symbol, f"Yahoo answered 429 Too Many Requests ({tries})")
+            return type(exc)(symbol, f"{exc.message}{tries}")
+    if isinstance(failure, ConnectionFailed):
+        return Unreachable(symbol, failure.cause)
+    if isinstance(failure, RateLimitError):
+        return RateLimited(symbol, f"Yahoo answered 429 Too Many Requests{tries}")
     if isinstance(failure, CurlTimeout):
-        return SourceError(symbol, f"Yahoo did not answer within {timeout:g} s ({tries})")
-    return SourceError(symbol, f"request to Yahoo failed: {_first_sentence(failure)} ({tries})")
+        return SourceError(symbol, f"Yahoo did not answer within {timeout:g} s{tries}")
+    return SourceError(symbol, f"request to Yahoo failed: {_first_sentence(failure)}{tries}")
 
 
-def _check_response(symbol: str, response: Any) -> dict:
+def _check_status(symbol: str, response: Any) -> None:
     status = response.status_code
     if status == 429:
         raise RateLimited(symbol, "Yahoo answered 429 Too Many Requests")
     if status >= 400:
-        detail = _error_detail(response)
-        if status == 404:
-            raise SourceError(symbol, f"Yahoo does not know this symbol (HTTP 404{detail})")
-        raise SourceError(symbol, f"Yahoo answered HTTP {status}{detail}")
+        raise SourceError(symbol, f"Yahoo answered HTTP {status}{_error_detail(response)}")
+
+
+def _check_v7(symbol: str, response: Any) -> dict:
+    if response.status_code == 404:
+        raise UnknownSymbol(symbol)
+    _check_status(symbol, response)
     return result_of(symbol, load_body(symbol, response.content))
+
+
+def _check_calendar(symbol: str, response: Any) -> CalendarEvents:
+    if response.status_code == 404:  # "No fundamentals data found": a fund, a currency, ...
+        return CalendarEvents()
+    _check_status(symbol, response)
+    return parse_calendar_events(symbol, load_body(symbol, response.content))
 
 
 def _error_detail(response: Any) -> str:
@@ -261,27 +219,6 @@ def _error_detail(response: Any) -> str:
         return ""
 
 
-def _use_cache_dir(cache_dir: Path) -> None:
-    # yfinance keeps its cookie, timezone and ISIN caches in one process-wide folder; moving
-    # it closes the open databases, so move it only when a source asks for another folder.
-    global _cache_location
-    with _cache_lock:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        if _cache_location != str(cache_dir):
-            yf.set_tz_cache_location(str(cache_dir))
-            # yfinance's cache objects keep the database they opened first; without a reset
-            # they go on using the old folder (and fail once it is deleted).
-            for manager, attribute in (
-                ("_CookieCacheManager", "_Cookie_cache"),
-                ("_TzCacheManager", "_tz_cache"),
-                ("_ISINCacheManager", "_isin_cache"),
-            ):
-                holder = getattr(yf.cache, manager, None)
-                if holder is not None and hasattr(holder, attribute):
-                    setattr(holder, attribute, None)
-            _cache_location = str(cache_dir)
-
-
 class YahooSource:
     """Expirations, chains and quotes fetched live from Yahoo through yfinance's HTTP client.
 
@@ -293,7 +230,8 @@ class YahooSource:
     base_url sends every *.yahoo.com request to a Yahoo-compatible server instead; a given
     session (curl_cffi) is used as is, and then it alone decides where requests go, whether
     they yield to gevent and how they are paced. policy adds pacing, retries and the circuit
-    breaker; without one the source asks once (yfinance's own retry aside), as before.
+    breaker; without one the source asks once (yfinance's own retry aside). memo adds the
+    calendar dates and notes unknown symbols (see the module's docstring).
     Build the source after gevent's monkey patching, never before.
     """
 
@@ -305,27 +243,40 @@ class YahooSource:
         timeout: float = 10.0,
         base_url: str | None = None,
         policy: FetchPolicy | None = None,
+        memo: YahooMemo | None = None,
     ):
         if session is not None and base_url is not None:
             raise ValueError("pass base_url or a session, not both: base_url builds the session")
         if session is not None and policy is not None and policy.limiter is not None:
             raise ValueError("a policy's limiter paces the session the source builds, not yours")
-        _use_cache_dir(Path(cache_dir))
+        use_cache_dir(Path(cache_dir))
         self.timeout = timeout
         self.policy = policy
-        self._session = session or YahooSession(
-            base_url, timeout=timeout, limiter=policy.limiter if policy else None
+        self.memo = memo
+        self.reachability = Reachability(
+            policy.unreachable_after if policy is not None else UNREACHABLE_AFTER
         )
-        self._data = _SourceData(self._session, timeout, policy)
+        if session is None:
+            session = YahooSession(
+                base_url,
+                timeout=timeout,
+                limiter=policy.limiter if policy else None,
+                reachability=self.reachability,
+            )
+        elif isinstance(session, YahooSession) and session.reachability is None:
+            session.reachability = self.reachability
+        self._session = session
+        self._fetcher = _Fetcher(session, timeout, policy, self.reachability)
         self._guard = threading.Lock()
         self._flights: dict[tuple, threading.Lock] = {}
         self._listings: dict[str, V7Answer] = {}
         self._chains: dict[tuple[str, date], Chain] = {}
+        self._calendars: dict[str, CalendarEvents | None] = {}
 
     @property
     def breaker(self) -> CircuitBreaker | None:
         """Return the circuit breaker of this source's requests (None without a policy)."""
-        return self._data.breaker
+        return self._fetcher.breaker
 
     def expirations(self, symbol: str) -> list[date]:
         """Return the symbol's listed expirations, nearest first."""
@@ -336,37 +287,27 @@ class YahooSource:
         return list(listing.expirations)
 
     def quote(self, symbol: str) -> Quote:
-        """Return the underlying's quote from the answer without a date."""
-        return self._listing(normalise_symbol(symbol)).quote
+        """Return the underlying's quote from the answer without a date, with its dates."""
+        symbol = normalise_symbol(symbol)
+        return self._dated(symbol, self._listing(symbol).quote)
 
     def chain(self, symbol: str, expiration: date) -> Chain:
         """Return one expiration's chain, reusing the nearest one from the first answer."""
         symbol = normalise_symbol(symbol)
         with self._flight(("chain", symbol, expiration)):
-            memo = self._chains.get((symbol, expiration))
-            if memo is not None:
-                return memo
-            answer = self._download(symbol, expiration_epoch(expiration))
-            chain = answer.chain
-            if chain is None and not answer.expirations:
-                raise NoOptions(symbol, "Yahoo lists no option expirations")
+            chain = self._chains.get((symbol, expiration))
             if chain is None:
-                raise EmptyChain(symbol, f"Yahoo sent no chain for {expiration}")
-            if chain.expiration != expiration:
-                raise MalformedResponse(
-                    symbol, f"asked for {expiration}, Yahoo answered {chain.expiration}"
-                )
-            if chain.calls.empty and chain.puts.empty:
-                raise EmptyChain(symbol, f"Yahoo lists no contracts for {expiration}")
-            with self._guard:
-                self._chains[(symbol, expiration)] = chain
-            return chain
+                chain = self._fetch_chain(symbol, expiration)
+                with self._guard:
+                    self._chains[(symbol, expiration)] = chain
+        quote = self._dated(symbol, chain.quote)
+        return chain if quote is chain.quote else dataclasses.replace(chain, quote=quote)
 
     def fetch_raw(self, symbol: str, epoch: int | None) -> str:
         """Return Yahoo's raw v7 body for a symbol (and expiration epoch), checked, unmemoised."""
         symbol = normalise_symbol(symbol)
-        with self._yahoo_errors(symbol):
-            return self._data.get(options_url(symbol, epoch)).text
+        response, _ = self._fetcher.fetch(symbol, options_url(symbol, epoch), None, _check_v7)
+        return str(response.text)
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -378,11 +319,33 @@ class YahooSource:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _fetch_chain(self, symbol: str, expiration: date) -> Chain:
+        answer = self._download(symbol, expiration_epoch(expiration))
+        chain = answer.chain
+        if chain is None and not answer.expirations:
+            raise NoOptions(symbol, "Yahoo lists no option expirations")
+        if chain is None:
+            raise EmptyChain(symbol, f"Yahoo sent no chain for {expiration}")
+        if chain.expiration != expiration:
+            raise MalformedResponse(
+                symbol, f"asked for {expiration}, Yahoo answered {chain.expiration}"
+            )
+        if chain.calls.empty and chain.puts.empty:
+            raise EmptyChain(symbol, f"Yahoo lists no contracts for {expiration}")
+        return chain
+
     def _listing(self, symbol: str) -> V7Answer:
         with self._flight(("listing", symbol)):
             listing = self._listings.get(symbol)
             if listing is None:
-                listing = self._download(symbol, None)
+                try:
+                    listing = self._download(symbol, None)
+                except UnknownSymbol as exc:
+                    if self.memo is not None:
+                        self.memo.mark_unknown(symbol, exc.message)
+                    raise
+                if self.memo is not None:
+                    self.memo.mark_known(symbol)
                 chain = listing.chain
                 with self._guard:
                     self._listings[symbol] = listing
@@ -391,9 +354,36 @@ class YahooSource:
             return listing
 
     def _download(self, symbol: str, epoch: int | None) -> V7Answer:
-        with self._yahoo_errors(symbol):
-            _, result = self._data.fetch(options_url(symbol, epoch))
+        _, result = self._fetcher.fetch(symbol, options_url(symbol, epoch), None, _check_v7)
         return parse_result(symbol, result)
+
+    def _dated(self, symbol: str, quote: Quote) -> Quote:
+        events = self._calendar(symbol)
+        return quote if events is None else with_events(quote, events)
+
+    def _calendar(self, symbol: str) -> CalendarEvents | None:
+        # Once per source (a failure too: the scan goes on without the dates), once per
+        # New York day through the memo.
+        memo = self.memo
+        if memo is None:
+            return None
+        with self._flight(("calendar", symbol)):
+            if symbol in self._calendars:
+                return self._calendars[symbol]
+            events = _from_json(memo.calendar(symbol))
+            if events is None:
+                try:
+                    _, fetched = self._fetcher.fetch(
+                        symbol, calendar_url(symbol), CALENDAR_PARAMS, _check_calendar
+                    )
+                except SourceError as exc:
+                    log.debug("%s: no calendar dates: %s", symbol, exc.message)
+                else:
+                    memo.save_calendar(symbol, fetched.to_json())
+                    events = fetched
+            with self._guard:
+                self._calendars[symbol] = events
+            return events
 
     def _flight(self, key: tuple) -> threading.Lock:
         # One lock per answer: the second asker for the same answer waits for the first
@@ -401,22 +391,14 @@ class YahooSource:
         with self._guard:
             return self._flights.setdefault(key, threading.Lock())
 
-    @contextmanager
-    def _yahoo_errors(self, symbol: str) -> Iterator[None]:
-        try:
-            yield
-        except SourceError:
-            raise
-        except YFRateLimitError as exc:
-            raise RateLimited(symbol, "Yahoo answered 429 Too Many Requests") from exc
-        except CurlTimeout as exc:
-            raise SourceError(symbol, f"Yahoo did not answer within {self.timeout:g} s") from exc
-        except RequestException as exc:
-            raise SourceError(symbol, f"request to Yahoo failed: {_first_sentence(exc)}") from exc
-        except Exception as exc:
-            raise SourceError(
-                symbol, f"yfinance failed: {type(exc).__name__}: {_first_sentence(exc)}"
-            ) from exc
+
+def _from_json(text: str | None) -> CalendarEvents | None:
+    if text is None:
+        return None
+    try:
+        return CalendarEvents.from_json(text)
+    except (ValueError, TypeError, AttributeError):
+        return None  # an unreadable entry is asked for again
 
 
 def _first_sentence(exc: BaseException) -> str:

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
+import redis
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from optscan.extensions import services
+from optscan.store.redisserver import RedisUnavailable
 from optscan.store.watchlist import NOTE_MAX_CHARS, REFUSED, refusal
 
 bp = Blueprint("watchlist", __name__)
+log = logging.getLogger(__name__)
 
 FLASH_SYMBOLS = 20  # symbols named in the confirmation; the rest are counted
 
 
 # -- page ----------------------------------------------------------------------------------
+
+
+def _unknown_symbols() -> dict[str, str]:
+    # What the last scans learnt (a note in Redis); the page shows without it when Redis is down.
+    try:
+        return services().yahoo_memo.unknown()
+    except (redis.RedisError, RedisUnavailable) as exc:
+        log.warning("unknown symbols not shown: %s", exc)
+        return {}
 
 
 def _page(error: str | None = None, status: int = 200, form: dict | None = None):
@@ -26,6 +39,7 @@ def _page(error: str | None = None, status: int = 200, form: dict | None = None)
             "watchlist/index.html",
             entries=entries,
             active_count=sum(1 for e in entries if e.active),
+            unknown=_unknown_symbols(),
             error=error,
             form=form or {},
             note_max=NOTE_MAX_CHARS,
