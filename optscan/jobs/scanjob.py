@@ -26,6 +26,7 @@ from optscan.core.rules import Rules
 from optscan.core.scan import Progress, perform_scan
 from optscan.core.symbols import normalize_symbols
 from optscan.jobs.live import LiveScan
+from optscan.notify.hook import Delivery, after_scan
 from optscan.store.lock import ScanLock, lock_holder
 from optscan.store.redisserver import RedisUnavailable
 
@@ -138,6 +139,7 @@ class ScanJob:
     svc: Services
     event_id: str | None = None  # id of the scan-started event
     progress: list[Progress] = field(default_factory=list)
+    alert: Delivery | None = None  # the alert on the scan's new matches, once it is stored
 
     @property
     def scan_id(self) -> str:
@@ -172,6 +174,7 @@ class ScanJob:
                 self.live.failed(INTERNAL_ERROR)
                 raise
             self.live.finished(result)
+            self.alert = after_scan(self.svc, result)
             return result
         finally:
             self.lock.release()
