@@ -154,6 +154,31 @@ def password_hash(key: str, raw: Any) -> str | None:
     return raw
 
 
+def apprise_urls(key: str, raw: Any) -> tuple[str, ...]:
+    """Check space or comma separated apprise URLs (empty: no alerts)."""
+    if raw is None or raw == "":
+        return ()
+    if not isinstance(raw, str):
+        raise ConfigError(f"{_name(key)} must be apprise URLs, got {raw!r}")
+    from optscan.notify.send import split_urls, unusable_url
+
+    urls = split_urls(raw)
+    for number, url in enumerate(urls, 1):
+        # Only the scheme is repeated: the rest of an apprise URL may hold a token or password.
+        if (why := unusable_url(url)) is not None:
+            raise ConfigError(f"{_name(key)}: URL {number} of {len(urls)} {why}")
+    return tuple(urls)
+
+
+def public_url(key: str, raw: Any) -> str | None:
+    """Check an optional http:// or https:// address."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not raw.startswith(("http://", "https://")) or " " in raw:
+        raise ConfigError(f"{_name(key)} must be an http:// or https:// address, got {raw!r}")
+    return raw
+
+
 def _any(key: str, raw: Any) -> Any:
     return raw
 
@@ -237,6 +262,15 @@ SETTINGS: tuple[Setting, ...] = (
             "429s without a success in between that pause all Yahoo requests (0: never pause)"),
     Setting("YAHOO_BREAKER_PAUSE_SECONDS", 30.0, number(0.0, 3600.0),
             "length of that pause; if Yahoo still answers 429 after it, the scan stops asking"),
+    Setting("NOTIFY_URLS", None, apprise_urls,
+            "apprise URLs (space or comma separated) that get an alert on new matches after"
+            " each completed scan; unset: no alerts"),
+    Setting("NOTIFY_REPEAT_HOURS", 24.0, number(0.0, 8760.0),
+            "a contract is alerted again only after this many hours"),
+    Setting("NOTIFY_TIMEOUT_SECONDS", 10.0, number(0.1, 300.0),
+            "longest time one alert may take, all its URLs together"),
+    Setting("PUBLIC_URL", None, public_url,
+            "the page's address as people reach it, for the link in alerts"),
 )  # fmt: skip
 
 DEFAULTS: dict[str, Any] = {s.key: s.default for s in SETTINGS}
@@ -287,6 +321,10 @@ class Settings:
     yahoo_backoff_cap_seconds: float
     yahoo_breaker_threshold: int
     yahoo_breaker_pause_seconds: float
+    notify_urls: tuple[str, ...]
+    notify_repeat_hours: float
+    notify_timeout_seconds: float
+    public_url: str | None
 
 
 def default_config() -> dict[str, Any]:

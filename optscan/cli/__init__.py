@@ -15,12 +15,13 @@ EXIT_REDIS = 5
 
 def init_app(app: Flask) -> None:
     """Add the commands to the app's `flask` CLI."""
-    from optscan.cli import admin, scan, watchlist
+    from optscan.cli import admin, notify, scan, watchlist
 
     for command in (
         scan.scan_command,
         scan.record_command,
         watchlist.watchlist_group,
         admin.set_password_command,
+        notify.notify_group,
     ):
         app.cli.add_command(command)

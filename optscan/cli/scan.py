@@ -15,6 +15,7 @@ from optscan.core.models import Side
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
 from optscan.extensions import services
 from optscan.jobs.scanjob import Refusal, ScanRequest, prepare
+from optscan.notify.hook import Delivery
 from optscan.sources.base import Unreachable
 
 _REFUSAL_EXIT = {"market_closed": EXIT_MARKET_CLOSED, "busy": EXIT_BUSY, "redis": EXIT_REDIS}
@@ -35,6 +36,18 @@ def _refused(refusal: Refusal, as_json: bool) -> None:
         click.echo(json.dumps(body))
     click.echo(refusal.message, err=True)
     sys.exit(_REFUSAL_EXIT.get(refusal.kind, EXIT_FAILED))
+
+
+def alert_words(alert: Delivery) -> str:
+    """Wait (bounded) for the scan's alert and return how it went, in one line."""
+    if not alert.wait():
+        return f"Alert: no outcome within {alert.limit:g} s; not waiting for it."
+    outcome = alert.outcome
+    if outcome is None:
+        return "Alert: nothing new to send."
+    if outcome.get("ok"):
+        return f"Alert sent: {outcome['count']} new match{'es' if outcome['count'] != 1 else ''}."
+    return f"Alert failed: {outcome.get('reason')}"
 
 
 @click.command("scan")
@@ -93,6 +106,8 @@ def scan_command(
             if report.error and report.status != Unreachable.kind:
                 click.echo(f"{symbol}: {report.status}: {report.error}", err=True)
     # The scan job's log line (stderr) ends with result.message: not echoed a second time.
+    if job.alert is not None:
+        click.echo(alert_words(job.alert), err=True)
     sys.exit(EXIT_OK if result.success else EXIT_FAILED)
 
 

@@ -31,6 +31,7 @@ from optscan.core.models import (
     Side,
     SymbolReport,
 )
+from optscan.core.newness import mark_new
 from optscan.core.rules import Rules, select
 from optscan.core.symbols import normalize_symbols
 from optscan.sources.base import OptionSource, SourceError, Unreachable
@@ -160,7 +161,7 @@ def _close_symbol(
     as_of: datetime,
     wanted: list[date],
     outcomes: dict[date, _ChainOutcome],
-) -> tuple[SymbolReport, list[dict[str, Any]], datetime | None]:
+) -> tuple[SymbolReport, list[Match], datetime | None]:
     """Combine a symbol's expirations, nearest first, into its report and matches."""
     frames, failures, latest = [], [], as_of
     for expiration in wanted:
@@ -185,7 +186,7 @@ def _close_symbol(
 
 
 # What a finished symbol hands back: its report, matches and latest capture time.
-SymbolDone = Callable[[str, tuple[SymbolReport, list[dict[str, Any]], datetime | None]], None]
+SymbolDone = Callable[[str, tuple[SymbolReport, list[Match], datetime | None]], None]
 
 
 class _Workers:
@@ -376,13 +377,17 @@ class _Board:
         self.kept = 0  # failed symbols whose earlier rows stay on the board
         self.bytes_written = 0
 
-    def symbol_done(self, symbol: str, report: SymbolReport, matches: list[Match]) -> None:
-        """Replace the symbol's group when it scanned, else record the failure beside it."""
+    def symbol_done(self, symbol: str, report: SymbolReport, matches: list[Match]) -> list[Match]:
+        """Replace the symbol's group when it scanned, else record the failure beside it.
+
+        Return the rows as written: flagged "new" where their contract was not on the board.
+        """
         if self.store is None:
-            return
+            return matches
         at = self.clock().isoformat()
         try:
             if report.status in OK_STATUSES:
+                matches = mark_new(matches, self.store.contracts(self.side, symbol))
                 self.bytes_written += self.store.save_group(
                     {
                         "symbol": symbol,
@@ -408,6 +413,7 @@ class _Board:
             self.unsaved += 1
             if self.unsaved == 1:
                 log.error("scan results not saved: Redis is unavailable (%s)", exc)
+        return matches
 
 
 def _unreachable(result: ScanResult) -> str | None:
@@ -470,8 +476,8 @@ def perform_scan(
     ) -> None:
         report, matches, as_of = outcome
         result.symbols[symbol] = report
+        matches = board.symbol_done(symbol, report, matches)
         found[symbol] = matches
-        board.symbol_done(symbol, report, matches)
         if as_of is not None and (result.as_of is None or as_of > result.as_of):
             result.as_of = as_of
         if progress is not None:

@@ -28,6 +28,7 @@ from optscan.core.rules import Rules
 from optscan.core.scan import Progress, perform_scan
 from optscan.core.symbols import normalize_symbols
 from optscan.jobs.live import LiveScan
+from optscan.notify.hook import Delivery, after_scan
 from optscan.store.lock import ScanLock, lock_holder
 from optscan.store.redisserver import RedisUnavailable
 
@@ -140,6 +141,7 @@ class ScanJob:
     svc: Services
     event_id: str | None = None  # id of the scan-started event
     progress: list[Progress] = field(default_factory=list)
+    alert: Delivery | None = None  # the alert on the scan's new matches, once it is stored
 
     @property
     def scan_id(self) -> str:
@@ -180,6 +182,7 @@ class ScanJob:
                 raise
             self.live.finished(result)
             self._log_end(result, time.monotonic() - started)
+            self.alert = after_scan(self.svc, result)
             return result
         finally:
             self.lock.release()

@@ -16,7 +16,10 @@ from typing import Any
 
 import redis
 
-EVENT_TYPES = ("scan-started", "progress", "symbol-done", "scan-finished", "scan-failed")
+EVENT_TYPES = (
+    "scan-started", "progress", "symbol-done", "scan-finished", "scan-failed",
+    "alert",  # published by optscan.notify after a scan: how its alert went
+)  # fmt: skip
 
 # A Redis Stream id: milliseconds, dash, sequence number.
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")  # ASCII: \d also matches other scripts

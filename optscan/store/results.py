@@ -7,7 +7,9 @@ by a failure, and a scan of a few symbols updates just those. A scan's summary (
 per-symbol statuses, no rows) is kept as the last completed scan and as the last attempt.
 
 Keys, under the configured prefix: ``board:<side>`` (hash: symbol -> group JSON),
-``board:<side>:failures`` (hash: symbol -> failure JSON), ``scan:last:<side>`` and
+``board:<side>:failures`` (hash: symbol -> failure JSON), ``board:<side>:contracts`` (hash:
+symbol -> JSON list of the contract keys on the board, which tell the next scan's new rows),
+``scan:last:<side>`` and
 ``scan:attempt:<side>`` (summary JSON). Nothing expires: old results show as stale.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import redis
 
 from optscan.core.models import SIDES
+from optscan.core.newness import contract_keys
 
 Group = dict[str, Any]
 
@@ -46,6 +49,10 @@ class ResultStore:
         """Return the key of a side's latest failures (symbol -> failure)."""
         return f"{self.prefix}board:{side}:failures"
 
+    def contracts_key(self, side: str) -> str:
+        """Return the key of a side's contract sets (symbol -> contract keys)."""
+        return f"{self.prefix}board:{side}:contracts"
+
     # -- per symbol, as a scan goes ---------------------------------------------------------
 
     def save_group(self, group: Group) -> int:
@@ -54,9 +61,15 @@ class ResultStore:
         body = _dumps(group)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(self.board_key(side), symbol, body)
+            pipe.hset(self.contracts_key(side), symbol, _dumps(contract_keys(group["matches"])))
             pipe.hdel(self.failures_key(side), symbol)
             pipe.execute()
         return len(body)
+
+    def contracts(self, side: str, symbol: str) -> list[str] | None:
+        """Return the contract keys of a symbol's rows on the board; None before its first."""
+        raw = self.client.hget(self.contracts_key(side), symbol)
+        return json.loads(raw) if raw else None
 
     def save_failure(self, side: str, symbol: str, failure: dict[str, Any]) -> bool:
         """Record that the latest scan of a symbol failed; return whether earlier rows stay."""
@@ -87,6 +100,7 @@ class ResultStore:
             for side in SIDES:
                 pipe.hdel(self.board_key(side), *names)
                 pipe.hdel(self.failures_key(side), *names)
+                pipe.hdel(self.contracts_key(side), *names)
             pipe.execute()
 
     # -- per scan ---------------------------------------------------------------------------

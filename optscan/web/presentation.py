@@ -18,6 +18,7 @@ TABLE_COLUMNS = tuple(c for c in COLUMNS if c.table)
 
 FLAG_INFO: dict[str, tuple[str, str, str]] = {
     # flag: (badge text, explanation, style)
+    "new": ("New", "Not among this symbol's rows in its previous scan", "ok"),
     "earnings": ("Earnings", "An earnings date falls before expiration", "warn"),
     "ex_dividend": ("Ex-div", "An ex-dividend date falls before expiration", "warn"),
     "yahoo_iv": (
@@ -176,6 +177,27 @@ def group_view(
     }
 
 
+def alert_view(
+    last: dict[str, Any] | None, last_sent: dict[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """Return how alerts went: the latest failure (if the latest try failed), the latest sent."""
+
+    def when(outcome: dict[str, Any]) -> dict[str, Any]:
+        at = datetime.fromisoformat(outcome["at"])
+        return {
+            **outcome,
+            "at": format_et(at),
+            "at_iso": at.isoformat(),
+            "age": age_words(now - at),
+        }
+
+    failed = last is not None and not last.get("ok")
+    return {
+        "failed": when(last) if failed and last is not None else None,
+        "sent": when(last_sent) if last_sent else None,
+    }
+
+
 def group_renderer(app: Flask) -> Callable[[dict[str, Any]], str]:
     """Return a function that renders one group view with the page's macro, from any thread."""
 
@@ -194,4 +216,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(flag_info, "flag_info")
     app.add_template_global(badge, "badge")
     app.add_template_global(progress_words, "progress_words")
-    app.add_template_global(TABLE_COLUMNS, "result_columns")
+    app.jinja_env.globals["result_columns"] = TABLE_COLUMNS

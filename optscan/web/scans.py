@@ -30,7 +30,9 @@ from optscan.jobs.scanjob import (
     describe_busy,
     prepare,
 )
+from optscan.notify.ledger import AlertLedger
 from optscan.web.presentation import (
+    alert_view,
     group_view,
     market_words,
     progress_view,
@@ -51,7 +53,7 @@ def _side_value(raw: str | None, *, default: Side = "put") -> Side:
     value = raw.strip().lower()
     if value not in SIDES:
         abort(400, description=f"The side must be put or call, not {raw[:20]!r}.")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _force_value(raw: str | None) -> bool:
@@ -60,7 +62,7 @@ def _force_value(raw: str | None) -> bool:
         return True
     if value in _FALSE:
         return False
-    abort(400, description=f"The force option must be on or off (1 or 0), not {raw[:20]!r}.")
+    abort(400, description=f"The force option must be on or off (1 or 0), not {value[:20]!r}.")
 
 
 def _wants_partial() -> bool:
@@ -75,7 +77,7 @@ def _groups(svc: Services, side: Side, live_snapshot: dict[str, Any] | None) -> 
     """Return the symbol sections to show: the running scan's so far, else the whole board."""
     now = svc.now()
     settings = svc.settings
-    common = {
+    common: dict[str, Any] = {
         "calendar": svc.calendar,
         "now": now,
         "stale_after_minutes": settings.stale_after_minutes,
@@ -115,7 +117,16 @@ def _results_context(svc: Services, side: Side | None, scan: ScanState, symbol: 
         "shown_rows": sum(g["count"] for g in shown),
         "symbol_filter": symbol,
         "rules_in_force": svc.settings.rules.describe(chosen),
+        "alerts": _alerts(svc, now),
     }
+
+
+def _alerts(svc: Services, now: datetime) -> dict[str, Any] | None:
+    """Return how alerts went, or None when none are configured."""
+    if not svc.settings.notify_urls:
+        return None
+    ledger = AlertLedger(svc.redis, svc.settings.redis_prefix)
+    return alert_view(ledger.last(), ledger.last_sent(), now)
 
 
 def _page_context(side: Side | None, symbol: str = "") -> dict[str, Any]:
@@ -317,6 +328,6 @@ def results_download_url(side: str, ext: str) -> str:
 def _result_view(result: dict[str, Any] | None, svc: Services, now: datetime) -> dict | None:
     as_of = (result or {}).get("as_of")
     stale = bool(as_of) and svc.calendar.quotes_stale(
-        datetime.fromisoformat(as_of), now, svc.settings.stale_after_minutes
+        datetime.fromisoformat(str(as_of)), now, svc.settings.stale_after_minutes
     )
     return result_view(result, now, stale)

@@ -92,6 +92,8 @@
     setText($("#filter-count"), query ? shown + " of " + total + " rows" : "");
     var empty = $("#results-empty");
     if (empty) { empty.hidden = shown > 0; }
+    // Every change of the rows shown ends here: tell the chart (static/js/results-chart.js).
+    document.dispatchEvent(new CustomEvent("optscan:rows-changed"));
   }
 
   document.addEventListener("click", function (event) {
@@ -358,6 +360,13 @@
     loadResults(side);
   }
 
+  // An alert went out (or failed) after a scan: the last-scan card says how, once reloaded.
+  function onAlert() {
+    var section = resultsSection();
+    if (!section || section.getAttribute("data-mode") === "live") { return; }
+    loadResults(section.getAttribute("data-side") || "put");
+  }
+
   function onFinished(data) { finish(data, data.message || "Scan finished.", "ok"); }
   function onFailed(data) { finish(data, data.reason || "The scan failed.", "error"); }
 
@@ -378,6 +387,7 @@
     source.addEventListener("symbol-done", listen(onSymbolDone));
     source.addEventListener("scan-finished", listen(onFinished));
     source.addEventListener("scan-failed", listen(onFailed));
+    source.addEventListener("alert", listen(onAlert));
     source.addEventListener("open", function () { document.body.removeAttribute("data-stream-lost"); });
     // The browser reconnects by itself (sending Last-Event-ID); just show that it is away.
     source.addEventListener("error", function () { document.body.setAttribute("data-stream-lost", "true"); });

@@ -1,0 +1,1 @@
+"""Alerts: after a completed scan, one message on its new matches, through apprise URLs."""
