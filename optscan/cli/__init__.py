@@ -22,5 +22,6 @@ def init_app(app: Flask) -> None:
         scan.record_command,
         watchlist.watchlist_group,
         admin.set_password_command,
+        admin.redis_group,
     ):
         app.cli.add_command(command)
