@@ -121,7 +121,7 @@ def secret_text(key: str, raw: Any) -> str | None:
     if not isinstance(raw, str):
         raise ConfigError(
             f"{_name(key)} must be text; a value that reads as JSON (a number, true, null)"
-            """ must be quoted: OPTSCAN_SECRET_KEY='"..."'"""
+            f" must be quoted: {_name(key)}='\"...\"'"
         )
     return raw
 
