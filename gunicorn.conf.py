@@ -19,6 +19,18 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 
+def on_starting(server):
+    """Refuse to start, with one line and no traceback, when an OPTSCAN_* value is bad."""
+    import subprocess
+    import sys
+
+    # In a child process: the master must not import the app, which workers import only
+    # after patching for gevent. The child prints the line; the master exits with its code.
+    checked = subprocess.run([sys.executable, "-m", "optscan.config"], check=False)
+    if checked.returncode != 0:
+        sys.exit(checked.returncode)
+
+
 def post_worker_init(worker):
     """Freeze start-up objects for the GC; close SSE streams early on SIGTERM."""
     import gc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Imported here: domain modules stay cheap to import without Flask.
     from optscan import cli, extensions, web
     from optscan.applog import configure_logging
-    from optscan.config import default_config
+    from optscan.config import environment_config
     from optscan.web import security
 
     configure_logging()
@@ -26,12 +25,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    app.config.from_mapping(default_config())
     # A page may stay open all day: its token is tied to the session, not to the hour.
     app.config["WTF_CSRF_TIME_LIMIT"] = None
-    if os.environ.get("REDIS_URL"):
-        app.config["REDIS_URL"] = os.environ["REDIS_URL"]
-    app.config.from_prefixed_env("OPTSCAN")
+    app.config.from_mapping(environment_config())
     if test_config is not None:
         app.config.from_mapping(test_config)
     if app.config.get("INSTANCE_PATH"):

@@ -9,11 +9,15 @@ defaults come from `Rules` itself. Importing this module loads neither pandas no
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import click
+from flask import Config
 
 from optscan.core.rules import Rules
 
@@ -103,15 +107,6 @@ def flag(key: str, raw: Any) -> bool:
     raise ConfigError(f"{_name(key)} must be true or false, got {raw!r}")
 
 
-def optional_text(key: str, raw: Any) -> str | None:
-    """Check an optional string (empty means unset)."""
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise ConfigError(f"{_name(key)} must be text, got {raw!r}")
-    return raw
-
-
 def nonempty_text(key: str, raw: Any) -> str:
     """Check a non-empty string."""
     if not isinstance(raw, str) or not raw:
@@ -119,8 +114,36 @@ def nonempty_text(key: str, raw: Any) -> str:
     return raw
 
 
+def secret_text(key: str, raw: Any) -> str | None:
+    """Check an optional secret: text, since a number read from JSON has lost its digits."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(
+            f"{_name(key)} must be text; a value that reads as JSON (a number, true, null)"
+            f" must be quoted: {_name(key)}='\"...\"'"
+        )
+    return raw
+
+
+def folder(key: str, raw: Any) -> str | None:
+    """Check an optional folder: an existing, writable one or one that can be created."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{_name(key)} must be a folder path, got {raw!r}")
+    path = Path(raw)
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{_name(key)}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == path else f"cannot be created in {existing}"
+        raise ConfigError(f"{_name(key)}: {path} {what}")
+    return raw
+
+
 def source_spec(key: str, raw: Any) -> str:
-    """Check a source spec: yahoo, yahoo:<base URL> or replay:<dir>."""
+    """Check a source spec: yahoo, yahoo:<base URL> or replay:<an existing folder>."""
     kind, _, argument = raw.partition(":") if isinstance(raw, str) else ("", "", "")
     if not (
         raw == "yahoo"
@@ -130,15 +153,24 @@ def source_spec(key: str, raw: Any) -> str:
         raise ConfigError(
             f"{_name(key)} must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>', got {raw!r}"
         )
+    if kind == "replay" and not Path(argument).is_dir():
+        problem = "is not a folder" if Path(argument).exists() else "does not exist"
+        raise ConfigError(f"{_name(key)}: the replay folder {argument} {problem}")
     return str(raw)
 
 
 def redis_url(key: str, raw: Any) -> str | None:
-    """Check an optional redis://, rediss:// or unix:// URL."""
+    """Check an optional redis://, rediss:// or unix:// URL, parsed as redis-py will."""
     if not raw:
         return None
     if not isinstance(raw, str) or not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}")
+    from redis.connection import parse_url
+
+    try:
+        parse_url(raw)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL is not a valid Redis URL: {exc}") from None
     return raw
 
 
@@ -146,11 +178,17 @@ def password_hash(key: str, raw: Any) -> str | None:
     """Check an optional werkzeug password hash ("scrypt:32768:8:1$salt$hash")."""
     if not raw:
         return None
+    plain = f"{_name(key)} must be a hash made by `flask set-password --print`"
     if not isinstance(raw, str) or raw.count("$") != 2:
-        raise ConfigError(
-            f"{_name(key)} must be a hash made by `flask set-password --print`,"
-            " not a plain password"
-        )
+        raise ConfigError(f"{plain}, not a plain password")
+    from werkzeug.security import check_password_hash
+
+    # Hashing once proves werkzeug knows the method and its parameters: a hash it cannot
+    # use would otherwise surface as a 500 at the first login.
+    try:
+        check_password_hash(raw, "")
+    except ValueError as exc:
+        raise ConfigError(f"{plain}; werkzeug cannot use this one ({exc})") from None
     return raw
 
 
@@ -187,11 +225,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", "development", choice("development", "production"),
             "`production` refuses to start without a strong `OPTSCAN_SECRET_KEY` and marks"
             " cookies Secure"),
-    Setting("SECRET_KEY", None, _any,
+    Setting("SECRET_KEY", None, secret_text,
             "Flask's secret key; in development generated once into `secret_key` in the instance"
             " folder; in production required, at least 32 characters"),
     Setting("PASSWORD_HASH", None, password_hash,
             "a hash from `flask set-password --print`; wins over the stored one"),
+    Setting("SESSION_LIFETIME_DAYS", 7.0, number(0.0, 366.0, positive=True),
+            "a login lasts this many days (setting or clearing the password ends every login)"),
     Setting("PUBLIC_READ", True, flag,
             "with a password set, `false` makes reading the pages need a login too"),
     Setting("SCAN_TRIGGER_LIMIT", 10, number(0, integer=True),
@@ -203,7 +243,7 @@ SETTINGS: tuple[Setting, ...] = (
             "reverse proxies in front whose `X-Forwarded-*` headers to trust (1 behind nginx)"),
     Setting("MAX_CONTENT_LENGTH", 65536, number(1024, 10_000_000, integer=True),
             "largest request body, bytes (larger: 413)"),
-    Setting("INSTANCE_PATH", None, optional_text,
+    Setting("INSTANCE_PATH", None, folder,
             "folder for the watchlist, the embedded Redis and yfinance's cache"),
     Setting("REDIS_URL", None, redis_url,
             "`redis://`, `rediss://` or `unix://` URL; unset: embedded server in the instance"
@@ -238,8 +278,9 @@ SETTINGS: tuple[Setting, ...] = (
             "spread above which a contract is flagged `wide_spread`, percent of mid"),
     Setting("STALE_AFTER_MINUTES", 60, number(0.0),
             "results older than this are shown as stale"),
-    Setting("LOCK_TTL_SECONDS", 60, number(5, 3600, integer=True),
-            "scan lock TTL; renewed every third of it while a scan runs"),
+    Setting("LOCK_TTL_SECONDS", 10, number(5, 3600, integer=True),
+            "scan lock TTL; renewed every third of it while a scan runs, so a killed scan"
+            " blocks the next one at most this long"),
     Setting("SSE_HEARTBEAT_SECONDS", 15.0, number(0.05, 300),
             "comment sent on idle event streams; keep it below any proxy's read timeout"),
     Setting("SSE_RETRY_MS", 3000, number(100, 600_000, integer=True),
@@ -293,8 +334,9 @@ class Settings:
     """Validated, typed settings the domain code takes as explicit arguments."""
 
     env: str
-    secret_key: Any
+    secret_key: str | None
     password_hash: str | None
+    session_lifetime_days: float
     public_read: bool
     scan_trigger_limit: int
     scan_trigger_window_seconds: int
@@ -332,6 +374,32 @@ def default_config() -> dict[str, Any]:
     return dict(DEFAULTS)
 
 
+def environment_config() -> dict[str, Any]:
+    """Return the defaults overridden by REDIS_URL and every OPTSCAN_* environment variable."""
+    config = Config(os.getcwd(), default_config())
+    if os.environ.get("REDIS_URL"):
+        config["REDIS_URL"] = os.environ["REDIS_URL"]
+    # Flask's own parser, so that the app and a start-up check read the same values.
+    config.from_prefixed_env("OPTSCAN")
+    return dict(config)
+
+
+MIN_SECRET_LENGTH = 32
+_KNOWN_WEAK = {"dev", "development", "secret", "changeme", "change-me", "default", "optscan"}
+
+
+def _strong_secret_in_production(values: dict[str, Any]) -> None:
+    key = values["SECRET_KEY"]
+    if values["ENV"] == "production" and (
+        key is None or len(key) < MIN_SECRET_LENGTH or key.lower() in _KNOWN_WEAK
+    ):
+        raise ConfigError(
+            "OPTSCAN_SECRET_KEY must be set to a random string of at least"
+            f" {MIN_SECRET_LENGTH} characters in production"
+            ' (python3 -c "import secrets; print(secrets.token_hex(32))")'
+        )
+
+
 def _ordered(values: dict[str, Any], low: str, high: str) -> None:
     if values[high] < values[low]:
         raise ConfigError(f"{_name(high)} ({values[high]}) must be >= {_name(low)} ({values[low]})")
@@ -342,8 +410,22 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     values = {s.key: s.check(s.key, config.get(s.key, s.default)) for s in SETTINGS}
     _ordered(values, "CALL_DELTA_BASE", "CALL_DELTA_CAP")
     _ordered(values, "YAHOO_BACKOFF_BASE_SECONDS", "YAHOO_BACKOFF_CAP_SECONDS")
+    _strong_secret_in_production(values)
     rules = Rules(**{attr: values.pop(key) for key, attr in _RULE_KEYS.items()})
     values["RISK_FREE_RATE"] = values.pop("RISK_FREE_RATE_PCT") / 100.0
     typed = {key.lower(): value for key, value in values.items()}
     names = {f.name for f in fields(Settings)}
     return Settings(rules=rules, **{k: v for k, v in typed.items() if k in names})
+
+
+def main() -> None:
+    """Check the environment's settings: exit 2 with one line naming a bad value."""
+    try:
+        load_settings(environment_config())
+    except ConfigError as exc:
+        print(f"Error: {exc.format_message()}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

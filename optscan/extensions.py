@@ -13,7 +13,7 @@ import redis
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
-from optscan.config import Settings, load_settings
+from optscan.config import ConfigError, Settings, load_settings
 from optscan.core.market import NEW_YORK, Clock, MarketCalendar, system_clock
 from optscan.core.scan import ScanEnv
 from optscan.sources import FetchPolicy, OptionSource, make_source
@@ -175,11 +175,16 @@ class Services:
 
 def init_app(app: Flask) -> None:
     """Validate the config and attach the services to the app."""
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    settings = load_settings(app.config)
+    try:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"OPTSCAN_INSTANCE_PATH: cannot create the instance folder {app.instance_path}"
+            f" ({exc.strerror})"
+        ) from None
     app.extensions["optscan"] = Services(
-        load_settings(app.config),
-        Path(app.instance_path),
-        clock=app.config.get("CLOCK") or system_clock,
+        settings, Path(app.instance_path), clock=app.config.get("CLOCK") or system_clock
     )
 
 

@@ -45,6 +45,17 @@ class BaseURL(str):
         return int(self.rsplit(":", 1)[1])
 
 
+def child_environment(env: dict[str, str]) -> dict[str, str]:
+    """Return this process's environment without inherited optscan settings, plus `env`."""
+    child_env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_SCRUBBED_PREFIXES) and name not in _SCRUBBED_NAMES
+    }
+    child_env.update({name: str(value) for name, value in env.items()})
+    return child_env
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -83,12 +94,7 @@ def gunicorn_server(
     A failure inside the block gets the server's log attached as a note.
     """
     port = free_port()
-    child_env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(_SCRUBBED_PREFIXES) and name not in _SCRUBBED_NAMES
-    }
-    child_env.update({name: str(value) for name, value in env.items()})
+    child_env = child_environment(env)
     child_env.update(
         {
             "GUNICORN_BIND": f"127.0.0.1:{port}",

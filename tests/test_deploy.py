@@ -7,12 +7,13 @@ import itertools
 import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from optscan.cli import EXIT_BUSY, EXIT_MARKET_CLOSED
+from optscan.core.market import MarketCalendar
 from tests.debian import ensure_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ def test_services_are_sandboxed() -> None:
 def timer_fires(systemd_analyze: str, base: str, iterations: int) -> list[datetime]:
     text = (UNITS / "optscan-scan.timer").read_text()
     expressions = re.findall(r"^OnCalendar=(.+)$", text, flags=re.M)
-    assert len(expressions) == 3
+    assert len(expressions) == 2
     fires: set[datetime] = set()
     for expression in expressions:
         proc = subprocess.run(
@@ -102,20 +103,35 @@ def timer_fires(systemd_analyze: str, base: str, iterations: int) -> list[dateti
 @pytest.mark.parametrize(
     ("base", "day", "first", "last"),
     [
-        # Winter (EST, UTC-5): 09:30 ET is 14:30 UTC.
-        ("2026-11-30 00:00:00 UTC", "2026-11-30", "14:30", "21:00"),
-        # Summer (EDT, UTC-4): 09:30 ET is 13:30 UTC.
-        ("2026-07-06 00:00:00 UTC", "2026-07-06", "13:30", "20:00"),
+        # Winter (EST, UTC-5): 09:30 ET is 14:30 UTC, 15:45 ET is 20:45 UTC.
+        ("2026-11-30 00:00:00 UTC", "2026-11-30", "14:30", "20:45"),
+        # Summer (EDT, UTC-4): 09:30 ET is 13:30 UTC, 15:45 ET is 19:45 UTC.
+        ("2026-07-06 00:00:00 UTC", "2026-07-06", "13:30", "19:45"),
     ],
 )
 def test_timer_fires_every_15_minutes_of_market_hours_in_new_york(
     systemd_analyze: str, base: str, day: str, first: str, last: str
 ) -> None:
     fires = [f for f in timer_fires(systemd_analyze, base, 40) if f.date().isoformat() == day]
-    assert len(fires) == 27, fires  # 09:30 to 16:00 inclusive, every 15 minutes
+    # 09:30 to 15:45 inclusive, every 15 minutes: never 16:00, when the market has closed.
+    assert len(fires) == 26, fires
     assert fires[0].strftime("%H:%M") == first and fires[-1].strftime("%H:%M") == last
     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fires)}
     assert gaps == {900.0}
+
+
+def test_every_timer_run_on_a_regular_day_finds_the_market_open(systemd_analyze: str) -> None:
+    # A winter and a summer week of regular sessions: no run may land on "closed" (exit 3).
+    calendar = MarketCalendar(start=date(2026, 6, 1), end=date(2026, 12, 31))
+    for monday in (date(2026, 11, 30), date(2026, 7, 6)):
+        week = {monday + timedelta(days=n) for n in range(5)}
+        fires = [
+            f
+            for f in timer_fires(systemd_analyze, f"{monday} 00:00:00 UTC", 26 * 5)
+            if f.date() in week
+        ]
+        closed = [f for f in fires if not calendar.is_market_open(f.replace(tzinfo=UTC))]
+        assert len(fires) == 26 * 5 and closed == [], closed
 
 
 def test_timer_is_silent_on_weekends(systemd_analyze: str) -> None:

@@ -217,7 +217,7 @@ def test_workers_starting_together_share_one_generated_key(tmp_path: Path) -> No
         "from optscan.config import load_settings, default_config;"
         "settings = load_settings(default_config()); print('ready', flush=True);"
         "sys.stdin.readline();"
-        "print(resolve_secret_key(None, settings, Path(sys.argv[1])), flush=True)"
+        "print(resolve_secret_key(settings, Path(sys.argv[1])), flush=True)"
     )
     root = Path(__file__).resolve().parent.parent
     for attempt in range(6):

@@ -23,5 +23,6 @@ def init_app(app: Flask) -> None:
         watchlist.watchlist_group,
         admin.set_password_command,
         notify.notify_group,
+        admin.redis_group,
     ):
         app.cli.add_command(command)

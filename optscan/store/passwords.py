@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
 from pathlib import Path
 
@@ -10,9 +13,17 @@ from werkzeug.security import check_password_hash, generate_password_hash
 MIN_LENGTH = 10
 _UNUSABLE = generate_password_hash("optscan: never matches a real password")
 
+log = logging.getLogger(__name__)
+
 
 class WeakPassword(ValueError):
     """The password is too short to protect a server."""
+
+
+def check_strength(password: str) -> None:
+    """Raise WeakPassword when the password is too short to protect a server."""
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"the password must have at least {MIN_LENGTH} characters")
 
 
 class PasswordStore:
@@ -40,13 +51,29 @@ class PasswordStore:
         """Return whether the password matches, in constant time even when none is set."""
         stored = self.current_hash()
         # Hash against a dummy when unset so timing does not tell whether a password exists.
-        matched = check_password_hash(stored or _UNUSABLE, password)
+        try:
+            matched = check_password_hash(stored or _UNUSABLE, password)
+        except ValueError as exc:
+            # A damaged hash file must refuse logins, not answer 500.
+            log.error("the stored password hash is unusable (%s); run `flask set-password`", exc)
+            return False
         return stored is not None and matched
+
+    def fingerprint(self, secret: str | bytes) -> str | None:
+        """Return a keyed digest of the hash in force, for sessions to prove which one they saw.
+
+        Keyed with the app's secret: the session cookie is signed, not encrypted, so it must
+        not carry anything derived from the hash alone.
+        """
+        stored = self.current_hash()
+        if stored is None:
+            return None
+        key = secret.encode() if isinstance(secret, str) else secret
+        return hmac.new(key, stored.encode(), hashlib.sha256).hexdigest()[:32]
 
     def set(self, password: str) -> None:
         """Store the hash of a new password (owner-only file, replaced atomically)."""
-        if len(password) < MIN_LENGTH:
-            raise WeakPassword(f"the password must have at least {MIN_LENGTH} characters")
+        check_strength(password)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

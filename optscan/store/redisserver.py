@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -38,8 +39,23 @@ def redis_executable() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class ServerStatus:
+    """What a running embedded server reports about itself."""
+
+    pid: int
+    uptime_seconds: int
+    other_clients: int  # connections besides the one that asked
+    used_memory: str  # as Redis words it, e.g. "1.02M"
+    keys: int
+
+
 class EmbeddedRedis:
-    """A redis-server owned by this instance folder, shared by every process that uses it."""
+    """A redis-server owned by this instance folder, shared by every process that uses it.
+
+    It outlives the processes that start it (gunicorn, `flask scan`), so that the next one
+    finds the data where the last one left it; `stop()` (`flask redis stop`) ends it.
+    """
 
     def __init__(self, directory: Path, *, start_timeout: float = 10.0):
         self.directory = Path(directory)
@@ -112,20 +128,64 @@ class EmbeddedRedis:
             f" see {self.directory / 'redis.log'}"
         )
 
-    def stop(self) -> None:
-        """Shut the server down, saving nothing further."""
-        if not self._ping():
-            return
+    def _client(self) -> redis.Redis:
         # No retries: SHUTDOWN closes the connection, which redis-py would otherwise retry.
-        client = redis.Redis(
-            unix_socket_path=str(self.socket_path), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+        return redis.Redis(
+            unix_socket_path=str(self.socket_path),
+            socket_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
         )
+
+    def status(self) -> ServerStatus | None:
+        """Return the running server's figures, or None when none answers."""
+        if not self._ping():
+            return None
+        client = self._client()
         try:
+            info = client.info()
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        return ServerStatus(
+            pid=int(info["process_id"]),
+            uptime_seconds=int(info["uptime_in_seconds"]),
+            other_clients=max(0, int(info["connected_clients"]) - 1),
+            used_memory=str(info["used_memory_human"]),
+            keys=sum(int(db.get("keys", 0)) for n, db in info.items() if n.startswith("db")),
+        )
+
+    def stop(self) -> int | None:
+        """Shut the server down and wait for it to exit; return its pid, None if none ran."""
+        status = self.status()
+        if status is None:
+            return None
+        client = self._client()
+        try:
+            # The append-only file is flushed on shutdown; NOSAVE skips only an RDB snapshot.
             client.shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # the server closes the connection as it exits
         finally:
             client.close()
+        deadline = time.monotonic() + self.start_timeout
+        while _alive(status.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return status.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False  # gone, or the pid now belongs to another user's process
+    try:
+        # The daemonized server's parent is init, which may reap it late: a zombie has exited.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def connect(url: str | None, instance_path: Path) -> redis.Redis:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+import unicodedata
+from urllib.parse import urljoin, urlsplit
+
 from flask import (
     Blueprint,
     abort,
+    current_app,
     redirect,
     render_template,
     request,
@@ -19,18 +24,47 @@ bp = Blueprint("auth", __name__, cli_group=None)
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_ENDPOINTS = frozenset({"auth.login", "static"})
+MAX_NEXT_LENGTH = 2000
+# Any origin will do: a target is safe when resolving it against this one stays on it.
+_PROBE_ORIGIN = "http://optscan.invalid"
+
+
+def _password_fingerprint() -> str | None:
+    return services().passwords.fingerprint(current_app.secret_key or "")
 
 
 def logged_in() -> bool:
-    """Return whether this browser session has logged in."""
-    return session.get("user") == "admin"
+    """Return whether this browser session logged in with the password in force now."""
+    seen = session.get("password")
+    current = _password_fingerprint()
+    # A session remembers which password it logged in with: a new or cleared one ends it.
+    return (
+        session.get("user") == "admin"
+        and isinstance(seen, str)
+        and current is not None
+        and hmac.compare_digest(seen, current)
+    )
+
+
+def is_same_site_path(target: str) -> bool:
+    """Return whether a redirect target stays on this site however a browser reads it."""
+    if not target or len(target) > MAX_NEXT_LENGTH:
+        return False
+    # Browsers drop tabs and newlines anywhere and read "\" as "/", so "/\t/evil" and "/\evil"
+    # become "//evil", another host; control characters also break the Location header.
+    if "\\" in target or any(unicodedata.category(c) == "Cc" for c in target):
+        return False
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return False
+    resolved = urlsplit(urljoin(f"{_PROBE_ORIGIN}/", target))
+    return f"{resolved.scheme}://{resolved.netloc}" == _PROBE_ORIGIN
 
 
 def _safe_next(target: str | None) -> str:
-    # Only paths on this site: "//evil.example" and "https://..." would be open redirects.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("scans.index")
+    return target if target is not None and is_same_site_path(target) else url_for("scans.index")
 
 
 @bp.app_context_processor
@@ -45,7 +79,7 @@ def require_login() -> Response | None:
     if request.endpoint in _OPEN_ENDPOINTS or request.endpoint is None:
         return None
     svc = services()
-    if logged_in() or not svc.passwords.is_set():
+    if not svc.passwords.is_set() or logged_in():
         return None
     reading = request.method in _READ_METHODS
     if reading and svc.settings.public_read:
@@ -69,17 +103,20 @@ def login() -> Response | str | tuple[str, int]:
         return redirect(target)
     if request.method == "GET":
         return render_template("auth/login.html", next=target, error=None)
-    if svc.failed_logins.exceeded(_client()):
-        wait = svc.failed_logins.retry_after(_client())
-        error = f"Too many failed logins from this address; try again in {wait} s."
+    # Count the attempt as failed before checking it, in one atomic step: concurrent guesses
+    # on any worker cannot all pass the check before one of them is recorded.
+    admission = svc.failed_logins.take(_client())
+    if not admission.allowed:
+        error = f"Too many failed logins from this address; try again in {admission.retry_after} s."
         return render_template("auth/login.html", next=target, error=error), 429
     if not svc.passwords.check(request.form.get("password", "")):
-        svc.failed_logins.record(_client())
         return render_template("auth/login.html", next=target, error="Wrong password."), 401
     svc.failed_logins.reset(_client())
+    fingerprint = _password_fingerprint()
     # A fresh session on login: a session fixed before logging in is worthless after.
     session.clear()
     session["user"] = "admin"
+    session["password"] = fingerprint
     session.permanent = True
     return redirect(target, code=303)
 

@@ -6,16 +6,13 @@ import io
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from optscan.config import ConfigError, Settings
-
-MIN_SECRET_LENGTH = 32
-_KNOWN_WEAK = {"dev", "development", "secret", "changeme", "change-me", "default", "optscan"}
+from optscan.config import MIN_SECRET_LENGTH, ConfigError, Settings
 
 # No inline script or style anywhere: the page's script and styles are files under /static.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -42,18 +39,10 @@ SECURITY_HEADERS = {
 }
 
 
-def resolve_secret_key(key: Any, settings: Settings, instance_path: Path) -> str:
-    """Return the secret key: configured in production, else kept in the instance folder."""
-    if settings.env == "production":
-        if not isinstance(key, str) or len(key) < MIN_SECRET_LENGTH or key.lower() in _KNOWN_WEAK:
-            raise ConfigError(
-                "OPTSCAN_SECRET_KEY must be set to a random string of at least"
-                f" {MIN_SECRET_LENGTH} characters in production"
-                ' (python3 -c "import secrets; print(secrets.token_hex(32))")'
-            )
-        return key
-    if isinstance(key, str) and key:
-        return key
+def resolve_secret_key(settings: Settings, instance_path: Path) -> str:
+    """Return the secret key: configured (required in production), else kept in the instance."""
+    if settings.secret_key:
+        return settings.secret_key  # load_settings refused a weak one in production
     # One key for every worker and restart, so sessions and CSRF tokens stay valid.
     path = instance_path / "secret_key"
     if not path.exists():
@@ -102,13 +91,13 @@ def add_security_headers(response: Response) -> Response:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Apply the secret key, cookie flags, proxy trust and security headers to the app."""
-    app.secret_key = resolve_secret_key(
-        app.config.get("SECRET_KEY"), settings, Path(app.instance_path)
-    )
+    app.secret_key = resolve_secret_key(settings, Path(app.instance_path))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.env == "production",
+        # Flask also refuses, server-side, a signed cookie older than this.
+        PERMANENT_SESSION_LIFETIME=timedelta(days=settings.session_lifetime_days),
     )
     if settings.trusted_proxies:
         proxies = settings.trusted_proxies
