@@ -32,14 +32,15 @@ LATENCY_S = 0.05  # per Yahoo answer
 
 def reference_matches(recordings: Path, tmp_path: Path) -> tuple[list[dict], int]:
     """Return AAPL's put matches from the recordings read directly, and its expiration count."""
+    now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
     env = ScanEnv(
         source=ReplaySource(recordings),
         watchlist=Watchlist(tmp_path / "reference.sqlite3", seed=()),
-        calendar=MarketCalendar(),
+        calendar=MarketCalendar(clock=lambda: now),
         rules=Rules(),
         risk_free_rate=0.045,  # the default OPTSCAN_RISK_FREE_RATE_PCT, as a fraction
         wide_spread_pct=50.0,
-        clock=lambda: datetime(2026, 11, 23, 16, 0, tzinfo=UTC),
+        clock=lambda: now,
     )
     result = perform_scan(["AAPL"], "put", True, env=env)
     assert result.success and result.matches

@@ -222,14 +222,15 @@ symbols = sys.argv[7].split(",")
 client = redis.Redis.from_url(redis_url)
 limiter = RedisTokenBucket(client, key, float(rate), int(burst))
 source = YahooSource(Path(work) / "cache", base_url=base_url, policy=FetchPolicy(limiter=limiter))
+now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 env = ScanEnv(
     source=source,
     watchlist=Watchlist(Path(work) / "watchlist.sqlite3", seed=()),
-    calendar=MarketCalendar(),
+    calendar=MarketCalendar(clock=lambda: now),
     rules=Rules(),
     risk_free_rate=0.045,
     wide_spread_pct=50.0,
-    clock=lambda: datetime(2026, 11, 23, 16, 0, tzinfo=UTC),
+    clock=lambda: now,
     concurrency=4,
 )
 print("ready", flush=True)
