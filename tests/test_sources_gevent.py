@@ -86,28 +86,20 @@ def test_fetches_yield_to_other_greenlets_and_run_concurrently(
     holds = {mode: yahoo.hold(f"/v7/finance/options/{symbol}$") for mode, symbol in HELD.items()}
     # Released only once all four are asked: proof that they were under way at once.
     four = yahoo.hold(f"/v7/finance/options/({'|'.join(FOUR)})$", until=len(FOUR))
-    children = {
-        mode: ChildLines(
+    children = {}
+    for mode in HELD:
+        argv = [sys.executable, str(script), yahoo.base_url, str(tmp_path / f"cache-{mode}"),
+                mode, str(TICK), HELD[mode], ",".join(FOUR)]  # fmt: skip
+        children[mode] = ChildLines(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    str(script),
-                    yahoo.base_url,
-                    str(tmp_path / f"cache-{mode}"),
-                    mode,
-                    str(TICK),
-                    HELD[mode],
-                    ",".join(FOUR),
-                ],
+                argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env,
                 cwd=tmp_path,
             )
-        )  # fmt: skip
-        for mode in HELD
-    }
+        )
     results = {}
     try:
         for mode, hold in holds.items():
