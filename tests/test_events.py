@@ -32,9 +32,7 @@ def _listen(redis_client: redis.Redis, channel: str) -> redis.client.PubSub:
         assert time.monotonic() < deadline, "no subscribe confirmation"
 
 
-def _received(
-    pubsub: redis.client.PubSub, count: int, timeout: float = HANG_GUARD_S
-) -> list[dict]:
+def _received(pubsub: redis.client.PubSub, count: int, timeout: float = HANG_GUARD_S) -> list[dict]:
     found: list[dict] = []
     deadline = time.monotonic() + timeout
     while len(found) < count and time.monotonic() < deadline:
