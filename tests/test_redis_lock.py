@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from optscan.store.lock import ScanLock, lock_holder
@@ -33,6 +34,7 @@ def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_embedded_redis_is_shared_by_concurrent_processes(instance_path: Path) -> None:
     code = """
         import sys
@@ -62,6 +64,7 @@ def test_embedded_redis_is_shared_by_concurrent_processes(instance_path: Path) -
         server.stop()
 
 
+@pytest.mark.slow
 def test_embedded_redis_keeps_data_across_a_restart(instance_path: Path) -> None:
     server = EmbeddedRedis(instance_path / "redis")
     client = connect(None, instance_path)
@@ -162,6 +165,7 @@ def test_a_lost_lock_is_noticed_within_a_renewal(
     assert redis_client.get(key) == "someone-else", "released a lock it no longer owned"
 
 
+@pytest.mark.slow
 def test_lock_of_a_killed_process_frees_within_one_ttl(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
@@ -199,6 +203,7 @@ def test_lock_of_a_killed_process_frees_within_one_ttl(
     assert not redis_client.exists(key)
 
 
+@pytest.mark.slow
 def test_lock_works_across_greenlets_under_gevent(redis_url: str, redis_prefix: str) -> None:
     result = run_python(
         """

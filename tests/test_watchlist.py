@@ -223,6 +223,7 @@ def test_notes(wl: Watchlist) -> None:
 # --- durability and concurrency -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_survives_a_new_process(tmp_path: Path) -> None:
     path = tmp_path / "w.sqlite3"
     wl = Watchlist(path, clock=fixed_clock)
