@@ -27,7 +27,6 @@ pytestmark = pytest.mark.slow
 
 COUNT = 500
 CONCURRENCY = 16
-LATENCY_S = 0.05  # per Yahoo answer
 
 
 def reference_matches(recordings: Path, tmp_path: Path) -> tuple[list[dict], int]:
@@ -58,9 +57,7 @@ def test_a_500_symbol_watchlist_scans_to_completion(
     symbols = alias_names("W", COUNT)
     Watchlist(instance_path / "watchlist.sqlite3", seed=symbols)
     reference, expirations = reference_matches(recordings, tmp_path)
-    with YahooEmulator(
-        recordings, latency=LATENCY_S, aliases=dict.fromkeys(symbols, "AAPL")
-    ) as yahoo:
+    with YahooEmulator(recordings, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
         env = server_env(
             OPTSCAN_INSTANCE_PATH=str(instance_path),
             REDIS_URL=redis_url,
@@ -75,7 +72,7 @@ def test_a_500_symbol_watchlist_scans_to_completion(
             env={**_inherited(), **env},
             capture_output=True,
             text=True,
-            timeout=150,
+            timeout=280,  # a hang guard, under pytest-timeout's
             check=False,
         )
         wall = time.monotonic() - started
@@ -104,8 +101,7 @@ def test_a_500_symbol_watchlist_scans_to_completion(
         f"\n{COUNT} symbols: flask scan exited 0 after {wall:.1f} s wall"
         f" (scan {result['duration_s']:.1f} s); {options} options requests"
         f" + {len(hits) - options} cookie/crumb; {len(result['matches'])} matches;"
-        f" {options / result['duration_s']:.0f} requests/s at {CONCURRENCY} in flight,"
-        f" {LATENCY_S * 1000:.0f} ms each"
+        f" {options / result['duration_s']:.0f} requests/s at {CONCURRENCY} in flight"
     )
 
 
