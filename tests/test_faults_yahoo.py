@@ -18,6 +18,9 @@ from tests.faults import SECRET_KEY, alias_names
 from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import OPTIONS_PREFIX, YahooEmulator
 
+# Real fetch timeouts, backoffs and breaker pauses: seconds of waiting by design.
+pytestmark = pytest.mark.slow
+
 FETCH_TIMEOUT_S = 1.0
 BREAKER_PAUSE_S = 1.0
 MAX_RETRIES = 2  # so a failing request is sent 3 times
