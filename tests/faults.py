@@ -91,7 +91,7 @@ def request(
     *,
     body: str | bytes | None = None,
     headers: dict[str, str] | None = None,
-    timeout: float = 10.0,
+    timeout: float = 60.0,  # a hang guard
 ) -> Answer:
     """Send one request on a fresh connection and return the whole answer."""
     connection = http.client.HTTPConnection(base.host, base.port, timeout=timeout)

@@ -260,7 +260,7 @@ def start_children(code: str, argvs: list[list[str]]) -> list[subprocess.Popen[s
     ]
 
 
-def finish_children(procs: list[subprocess.Popen[str]], timeout: float = 60) -> None:
+def finish_children(procs: list[subprocess.Popen[str]], timeout: float = 240) -> None:
     """Reap every child (killing any still running at the deadline); fail with their stderr."""
     deadline = time.monotonic() + timeout
     errors = []
@@ -282,7 +282,7 @@ BARRIER = """
     from pathlib import Path
 
     def wait_for(test, what: str) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a hang guard: a peer that died never arrives
         while not test():
             if time.monotonic() > deadline:
                 sys.exit(f"gave up waiting for {what}")
@@ -316,7 +316,7 @@ def test_processes_creating_the_same_new_file_at_once(tmp_path: Path, attempt: i
     path = tmp_path / "w.sqlite3"
     names = [f"X{i}" for i in range(6)]
     procs = start_children(OPENER, [[str(path), name] for name in names])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a hang guard
     while len(list(tmp_path.glob("ready-*"))) < len(names) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)  # let the last one reach its poll loop
