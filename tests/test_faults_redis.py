@@ -41,7 +41,8 @@ pytestmark = pytest.mark.slow
 
 SYMBOLS = alias_names("R", 12)
 PREFIX = "optscan:"
-LATENCY_S = 0.2  # per Yahoo answer: 5 answers per symbol, one at a time -> >= 1 s per symbol
+LATENCY_S = 0.1  # per Yahoo answer: 5 answers per symbol, one at a time -> >= 0.5 s per symbol
+HELD_TAIL = r"/R(09|10|11)$"  # the last symbols wait at Yahoo until Redis is back
 OUTAGE_S = 3.0  # at the least: longer if the page opened during the outage is slow to be told
 # Browsers must see events again after Redis is back: they reconnect 3 s after a stream ends.
 RECONNECT_GUARD_S = 30.0
@@ -83,6 +84,7 @@ def test_redis_restart_mid_scan_and_mid_stream(
             OPTSCAN_SSE_HEARTBEAT_SECONDS="1",
             # Renewed every 10/3 s: a lock lost with the data is noticed within that.
             OPTSCAN_LOCK_TTL_SECONDS="10",
+            OPTSCAN_FETCH_TIMEOUT_SECONDS="120",  # held answers must not time out
         )
         with gunicorn_server(env, workers=1) as url:
             assert post_scan(url).status == 202
@@ -95,7 +97,9 @@ def test_redis_restart_mid_scan_and_mid_stream(
                 stream.start()
             wait_for(lambda: all(s.bytes_at for s in streams), HANG_GUARD_S, "the streams to open")
 
+            # The scan goes on during the outage, but cannot end before Redis is back.
             yahoo.latency = LATENCY_S
+            tail = yahoo.hold(HELD_TAIL)
             assert post_scan(url).status == 202
             wait_for(
                 lambda: ((scan_status(url)["progress"] or {}).get("index") or 0) >= 3,
@@ -140,6 +144,7 @@ def test_redis_restart_mid_scan_and_mid_stream(
             # subscription is back: the open streams must still get it, from the log.
             marker = ScanEvents(server.client(), PREFIX).publish("progress", {"marker": "back"})
             redis_back.set()
+            tail.release()
             figures["outage_s"] = back_at - down_at
             streams.append(late)
 
