@@ -3,7 +3,7 @@
 bin := justfile_directory() / ".venv/bin"
 
 default:
-    @just --list
+    @"{{just_executable()}}" --justfile "{{justfile()}}" --list
 
 # Serve the app: gunicorn with gevent workers on 127.0.0.1:8000
 run:
@@ -13,9 +13,30 @@ run:
 dev:
     {{bin}}/flask --app optscan run --debug
 
-# Run the test suite
-test *args:
+# Install the Debian packages the browser and systemd tests need (root with apt-get only; when missing)
+system-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    [ ${#missing[@]} -eq 0 ] && exit 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        echo "system-deps: not root with apt-get; install the Debian packages ${missing[*]} yourself" \
+             "(the browser and systemd tests fail without them)" >&2
+        exit 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Run the whole test suite (installs the Debian packages it needs first, see system-deps)
+test *args: system-deps
     {{bin}}/python -m pytest {{args}}
+
+# Run the fast part of the suite: no servers, subprocesses or browser (about a minute)
+test-fast *args:
+    {{bin}}/python -m pytest -m "not slow" {{args}}
 
 # Scan from the command line, e.g. `just scan --force --symbols AAPL`
 scan *args:

@@ -29,7 +29,7 @@ def main() -> None:
     env = ScanEnv(
         source=source,
         watchlist=Watchlist(work / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(),
+        calendar=MarketCalendar(clock=lambda: NOW),
         rules=Rules(),
         risk_free_rate=DEFAULTS["RISK_FREE_RATE_PCT"] / 100,
         wide_spread_pct=DEFAULTS["WIDE_SPREAD_PCT"],

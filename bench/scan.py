@@ -164,7 +164,7 @@ def run_optscan(
     env = ScanEnv(
         source=source,
         watchlist=Watchlist(work / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(),
+        calendar=MarketCalendar(clock=lambda: NOW),
         rules=Rules(),
         risk_free_rate=DEFAULTS["RISK_FREE_RATE_PCT"] / 100,
         wide_spread_pct=DEFAULTS["WIDE_SPREAD_PCT"],

@@ -356,7 +356,7 @@ class FanOutFigures:
     rss_with_clients_kib: int
     refused: int
     refusals_logged: int  # "Too many connections" in the server's log
-    subscriptions: int
+    subscriptions: int  # made while serving the clients (the warm-up's not counted)
     dropped_slow: int
     lost: int
 
@@ -401,6 +401,7 @@ def measure(n: int, redis_url: str, tmp: Path, smoke: bool) -> FanOutFigures:
             _warm_up(url.host, url.port, probe)
             rss_before = rss_kib(worker)
             conns_before, _ = probe.connections()
+            subscriptions_before = int(stream_stats(url.host, url.port)["subscriptions"])
 
             swarm = StreamSwarm(url.host, url.port)
             try:
@@ -448,7 +449,7 @@ def measure(n: int, redis_url: str, tmp: Path, smoke: bool) -> FanOutFigures:
                     rss_with_clients_kib=rss_with,
                     refused=swarm.ended,
                     refusals_logged=url.log().count("Too many connections"),
-                    subscriptions=int(stats["subscriptions"]),
+                    subscriptions=int(stats["subscriptions"]) - subscriptions_before,
                     dropped_slow=int(stats["dropped_slow"]),
                     lost=swarm.lost,
                 )
@@ -472,11 +473,17 @@ def _warm_up(host: str, port: int, probe: RedisProbe) -> None:
     swarm.close()
     # The worker notices a closed stream when a write to it fails: a few more events end them
     # (else the heartbeat would, after SSE_HEARTBEAT_SECONDS).
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while stream_stats(host, port)["clients"]:
         if time.monotonic() > deadline:
             raise RuntimeError("the warm-up streams did not end")
         probe.events.publish("progress", {"index": 0, "total": 0, "sent": time.monotonic()})
+        time.sleep(0.05)
+    # With no client left the worker drops its subscription (its reader looks every second):
+    # wait for that, so that the baseline counts no subscription connection.
+    while probe.connections()[1]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm-up subscription did not end")
         time.sleep(0.05)
 
 
@@ -542,12 +549,12 @@ def _table(figures: list[FanOutFigures], smoke: bool) -> Table:
         f"Events: scan-started, then symbol-done (with {ROWS_PER_SYMBOL} Match rows, which the"
         " worker renders to HTML once per event) and progress per symbol, then scan-finished.",
         "Redis conns: CLIENT LIST minus the bench's own connection; before = after a warm-up"
-        f" of {WARM_CLIENTS} streams and before the clients; peak = sampled while they"
-        " connected; pub/sub = subscribed connections.",
+        f" of {WARM_CLIENTS} streams has ended (its subscription too) and before the clients;"
+        " peak = sampled while they connected; pub/sub = subscribed connections.",
         "KiB per client: (worker RSS with N clients - before) / N.",
         "Worker's counters (GET /stream/stats; the app runs with TESTING for it): "
         + "; ".join(
-            f"{count(f.clients)} clients: {f.subscriptions} subscription,"
+            f"{count(f.clients)} clients: {f.subscriptions} subscription,"  # after the warm-up
             f" {f.dropped_slow} cut as too slow, {f.lost} streams lost,"
             f" 'Too many connections' logged {f.refusals_logged} times"
             for f in figures

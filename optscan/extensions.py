@@ -52,8 +52,8 @@ class Services:
 
     @cached_property
     def calendar(self) -> MarketCalendar:
-        """Return the NYSE calendar."""
-        return MarketCalendar()
+        """Return the NYSE calendar, its range around the app clock's date."""
+        return MarketCalendar(clock=self.clock)
 
     @cached_property
     def store(self) -> ResultStore:

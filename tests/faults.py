@@ -91,7 +91,7 @@ def request(
     *,
     body: str | bytes | None = None,
     headers: dict[str, str] | None = None,
-    timeout: float = 10.0,
+    timeout: float = 60.0,  # a hang guard
 ) -> Answer:
     """Send one request on a fresh connection and return the whole answer."""
     connection = http.client.HTTPConnection(base.host, base.port, timeout=timeout)
@@ -183,7 +183,7 @@ class RedisServer:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.starts += 1
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a hang guard
         while not self._answers():
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited: {self.log()[-2000:]}")
@@ -268,11 +268,21 @@ class BrowserStream(threading.Thread):
     200 text/event-stream. Times are time.monotonic().
     """
 
-    def __init__(self, base: BaseURL, path: str = "/stream", *, retry_ms: int = 3000):
+    def __init__(
+        self,
+        base: BaseURL,
+        path: str = "/stream",
+        *,
+        retry_ms: int = 3000,
+        reconnect_gate: threading.Event | None = None,
+    ):
         super().__init__(name=f"browser-stream-{path}", daemon=True)
         self.base = base
         self.path = path
         self.retry_ms = retry_ms  # Chromium's default before the server sends its own
+        # When given, a reconnection also waits for this to be set: the test decides what
+        # has happened by the time the browser's retry timer fires.
+        self.reconnect_gate = reconnect_gate
         self.last_event_id = ""
         self.events: list[Received] = []
         self.connections: list[Connection] = []
@@ -302,6 +312,9 @@ class BrowserStream(threading.Thread):
             self._connect_once()
             if self.failed or self._closing.wait(self.retry_ms / 1000):
                 return
+            while self.reconnect_gate is not None and not self.reconnect_gate.wait(0.05):
+                if self._closing.is_set():
+                    return
 
     def _connect_once(self) -> None:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}

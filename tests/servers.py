@@ -82,7 +82,7 @@ def gunicorn_server(
     workers: int = 1,
     *,
     app: str = "wsgi:app",
-    start_timeout: float = 30.0,
+    start_timeout: float = 120.0,  # a hang guard
     stop_timeout: float = 15.0,
 ) -> Iterator[BaseURL]:
     """Serve the app under gunicorn on a free local port and yield its base URL.

@@ -42,7 +42,7 @@ from optscan.core.analytics import (
 from optscan.core.rules import call_delta_target
 from optscan.sources.base import CHAIN_COLUMNS, Chain, Quote
 
-DATA = Path("/work/shared/data/yahoo-v7")
+DATA = Path(__file__).resolve().parent / "fixtures" / "yahoo-v7"
 REGULAR_FILE = DATA / "gramistella__yfinance-rs/options_v7_AAPL_1756425600.json"
 PRE_MARKET_AAPL = DATA / "gadicc__node-yahoo-finance2/options-AAPL.json"
 TWO_SIDED_FILES = [

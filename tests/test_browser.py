@@ -1,15 +1,20 @@
-"""End to end in headless Chromium: click Scan, watch progress and rows arrive, reload mid-scan."""
+"""End to end in headless Chromium: click Scan, watch progress and rows arrive, reload mid-scan.
+
+The scan is held at the emulator in stages (three symbols, then six, then all ten), so that
+what the page must show mid-scan is there for as long as the test looks, on any machine.
+"""
 
 from __future__ import annotations
 
-import time
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from optscan.store.watchlist import Watchlist
-from tests.debian import ensure_command
+from tests.conftest import private_prefix
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server
 from tests.yahoo_emulator import YahooEmulator
@@ -18,6 +23,11 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "META", "GOOGL", "NFLX", "CRM", "ADBE", "UBER"]
+# The watchlist scans in alphabetical order: it stops at the fourth symbol until the first
+# stage is released, then at the seventh until the second is.
+ORDER = sorted(SYMBOLS)
+STAGES = (f"/({'|'.join(ORDER[3:6])})$", f"/({'|'.join(ORDER[6:])})$")
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -33,35 +43,40 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    ensure_command("chromium", "chromium")
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `just system-deps` (Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, instance_path: Path, redis_url: str, redis_prefix: str):
-    recordings = build_replay_dir(tmp_path / "replay", "aapl")
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, redis_url: str):
+    """Serve the app on 2 gevent workers, shared by this module's tests (each starts a scan)."""
+    recordings = build_replay_dir(tmp_path_factory.mktemp("replay"), "aapl")
+    instance_path = Path(tempfile.mkdtemp(prefix="optscan-inst-"))  # short: a socket lives here
     Watchlist(instance_path / "watchlist.sqlite3", seed=SYMBOLS)
-    # Every symbol answers with AAPL's recordings after 0.3 s, like a slow Yahoo.
+    # Every symbol answers with AAPL's recordings.
     aliases = dict.fromkeys(SYMBOLS, "AAPL")
-    with YahooEmulator(recordings, latency=0.3, aliases=aliases) as yahoo:
+    with YahooEmulator(recordings, aliases=aliases) as yahoo, private_prefix(redis_url) as prefix:
         env = {
             "OPTSCAN_INSTANCE_PATH": str(instance_path),
             "REDIS_URL": redis_url,
-            "OPTSCAN_REDIS_PREFIX": redis_prefix,
+            "OPTSCAN_REDIS_PREFIX": prefix,
             "OPTSCAN_SOURCE": f"yahoo:{yahoo.base_url}",
             "OPTSCAN_SECRET_KEY": "browser-test-secret-key-0123456789",
             "OPTSCAN_SCAN_CONCURRENCY": "2",
             "OPTSCAN_SSE_HEARTBEAT_SECONDS": "1",
+            "OPTSCAN_FETCH_TIMEOUT_SECONDS": "120",  # held answers must not time out
         }
-        with gunicorn_server(env, workers=2) as url:
-            yield url
+        try:
+            with gunicorn_server(env, workers=2) as url:
+                yield url, yahoo
+        finally:
+            shutil.rmtree(instance_path, ignore_errors=True)
 
 
 def sample(page) -> dict:
@@ -76,7 +91,25 @@ def sample(page) -> dict:
     )
 
 
+# Every value the progress bar takes, recorded by the page itself as it changes.
+RECORD_PROGRESS = """() => {
+    window.progressValues = [];
+    const bar = document.querySelector('#progress-bar');
+    new MutationObserver(() => window.progressValues.push(Number(bar.value)))
+        .observe(bar, {attributes: true, attributeFilter: ['value']});
+}"""
+
+
+def progress_reaches(page, value: int) -> None:
+    """Wait until the page's progress bar shows at least `value` symbols done."""
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#progress-bar').value) >= {value}"
+    )
+
+
 def test_scan_progress_and_rows_arrive_live(browser, live_server) -> None:
+    url, yahoo = live_server
+    stages = [yahoo.hold(stage) for stage in STAGES]
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
@@ -88,46 +121,49 @@ def test_scan_progress_and_rows_arrive_live(browser, live_server) -> None:
             msg.type == "error" and "status of 409" not in msg.text and errors.append(msg.text)
         ),
     )
-    page.goto(live_server)
-    page.get_by_label("Scan even if the market is closed").check()
-    page.click("#scan-button")
+    try:
+        page.goto(url)
+        page.evaluate(RECORD_PROGRESS)
+        page.get_by_label("Scan even if the market is closed").check()
+        page.click("#scan-button")
 
-    timeline: list[dict] = []
-    second_click = reloaded = None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        state = sample(page)
-        timeline.append(state)
-        if "Scanned" in state["summary"]:
-            break
-        if second_click is None and 0 < state["value"] < state["max"]:
-            # A second click while the scan runs must be refused with a clear message.
-            page.click("#scan-button")
-            page.wait_for_function(
-                "() => /already running/.test(document.querySelector('#scan-outcome').textContent)"
-            )
-            second_click = sample(page)
-            # A page opened mid-scan shows the progress at once, then follows the stream.
-            other = browser.new_page()
-            other.goto(live_server)
-            reloaded = (other, sample(other))
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"the scan did not finish in the page: {timeline[-3:]}")
+        # Three symbols done, the rest held: the page shows them while the scan runs.
+        progress_reaches(page, 3)
+        first_stage = sample(page)
+        assert first_stage["value"] == 3 and first_stage["max"] == len(SYMBOLS)
+        assert first_stage["rows"] > 0, "no rows appeared before the scan ended"
+        # A second click while the scan runs must be refused with a clear message.
+        page.click("#scan-button")
+        page.wait_for_function(
+            "() => /already running/.test(document.querySelector('#scan-outcome').textContent)"
+        )
+        second_click = sample(page)
+        # A page opened mid-scan shows the progress at once, then follows the stream.
+        other = browser.new_page()
+        other.goto(url)
+        at_load = sample(other)
+
+        stages[0].release()
+        progress_reaches(page, 6)
+        assert sample(page)["value"] == 6
+        stages[1].release()
+        page.wait_for_function(
+            "() => /Scanned/.test(document.querySelector('#scan-summary').textContent)"
+        )
+    finally:
+        for stage in stages:
+            stage.release()
 
     page.screenshot(path=str(ARTIFACTS / "browser-scan.png"), full_page=True)
-    final = timeline[-1]
+    final = sample(page)
     assert "Scanned 10 of 10 symbols" in final["summary"]
-    values = [s["value"] for s in timeline]
-    assert values == sorted(values), "the progress bar went backwards"
-    mid = [s for s in timeline if 0 < s["value"] < s["max"] and s["rows"] > 0]
-    assert mid, "no rows appeared before the scan ended"
-    assert len({s["value"] for s in timeline if s["value"] < s["max"]}) >= 3
+    values = page.evaluate("window.progressValues")
+    assert values == sorted(values), f"the progress bar went backwards: {values}"
+    assert {3, 6, len(SYMBOLS)} <= set(values), values
+    assert not any(stage.timed_out for stage in stages)
 
-    assert second_click is not None and "already running" in second_click["outcome"]
-    assert reloaded is not None
-    other, at_load = reloaded
-    assert at_load["value"] >= 1, f"reloaded page did not show progress at once: {at_load}"
+    assert "already running" in second_click["outcome"]
+    assert at_load["value"] == 3, f"reloaded page did not show progress at once: {at_load}"
     other.wait_for_function(
         "() => /Scanned 10 of 10/.test(document.querySelector('#scan-summary').textContent)",
         timeout=30_000,
@@ -148,9 +184,10 @@ def test_scan_progress_and_rows_arrive_live(browser, live_server) -> None:
 
 
 def test_page_works_with_javascript_off(browser, live_server) -> None:
+    url, _ = live_server
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    page.goto(live_server)
+    page.goto(url)
     page.get_by_label("Scan even if the market is closed").check()
     page.click("#scan-button")
     page.wait_for_load_state()

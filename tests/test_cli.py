@@ -163,6 +163,7 @@ def test_watchlist_commands(make_app) -> None:
     assert "IBM" not in rows
 
 
+@pytest.mark.slow
 def test_bad_config_is_a_clear_error_at_start_up(tmp_path: Path, redis_url: str) -> None:
     env = dict(os.environ, OPTSCAN_PUT_MAX_DELTA="2", OPTSCAN_INSTANCE_PATH=str(tmp_path))
     proc = subprocess.run(
@@ -174,6 +175,7 @@ def test_bad_config_is_a_clear_error_at_start_up(tmp_path: Path, redis_url: str)
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_scan_as_a_real_process(
     aapl_dir: Path, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:

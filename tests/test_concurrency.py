@@ -28,12 +28,14 @@ from optscan.sources.yahoo import YahooSource
 from optscan.store.ratelimit import LocalTokenBucket
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
+from tests.childlines import ChildLines
 from tests.replaydirs import build_replay_dir
-from tests.yahoo_emulator import OPTIONS_PREFIX, YahooEmulator
+from tests.yahoo_emulator import DATED, OPTIONS_PREFIX, YahooEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # scans are forced: the clock only stamps
 PER_SYMBOL = 5  # v7 requests per AAPL-recorded symbol: the first answer + 4 expirations
+HANG_GUARD_S = 120.0  # fetch timeout: answers held back by a test must not time out
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def make_env(source, tmp_path: Path, concurrency: int, store=None) -> ScanEnv:
     return ScanEnv(
         source=source,
         watchlist=Watchlist(tmp_path / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(),
+        calendar=MarketCalendar(clock=lambda: NOW),
         rules=Rules(),
         risk_free_rate=0.045,
         wide_spread_pct=50.0,
@@ -67,11 +69,12 @@ def make_env(source, tmp_path: Path, concurrency: int, store=None) -> ScanEnv:
 def source_for(tmp_path: Path) -> Iterator:
     sources: list[YahooSource] = []
 
-    def make(server: YahooEmulator, **policy: object) -> YahooSource:
+    def make(server: YahooEmulator, timeout: float = HANG_GUARD_S, **policy: object) -> YahooSource:
         policy.setdefault("rng", random.Random(3))
         source = YahooSource(
-            tmp_path / "cache", base_url=server.base_url, policy=FetchPolicy(**policy)
-        )
+            tmp_path / "cache", base_url=server.base_url, timeout=timeout,
+            policy=FetchPolicy(**policy),
+        )  # fmt: skip
         sources.append(source)
         return source
 
@@ -95,25 +98,23 @@ def test_a_concurrent_scan_equals_a_sequential_one_and_fetches_each_answer_once(
     root: Path, tmp_path: Path, source_for
 ) -> None:
     symbols = names("C", 10)
-    latency = 0.05
-    with YahooEmulator(root, latency=latency, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
-        timings, results = {}, {}
+    with YahooEmulator(root, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
+        results, peaks = {}, {}
         for concurrency in (1, 8):
             yahoo.reset_hits()
+            # The first `concurrency` requests wait for one another: all under way at once.
+            barrier = yahoo.hold(OPTIONS_PREFIX, until=concurrency)
             env = make_env(source_for(yahoo), tmp_path, concurrency)
-            started = time.monotonic()
             results[concurrency] = perform_scan(symbols, force=True, env=env)
-            timings[concurrency] = time.monotonic() - started
+            assert barrier.released and not barrier.timed_out
+            peaks[concurrency] = yahoo.peak_in_flight
             counts = v7_counts(yahoo)
             assert sum(counts.values()) == len(symbols) * PER_SYMBOL
             assert set(counts.values()) == {1}, "an answer was fetched twice"
     assert results[8].success and comparable(results[8]) == comparable(results[1])
     assert results[8].matches, "the AAPL recordings hold puts that pass the default rules"
-    requests = len(symbols) * PER_SYMBOL
-    # Sequential: at least one latency per request. Concurrent: well under a third of that.
-    assert timings[1] >= requests * latency
-    assert timings[8] < timings[1] / 3
-    print(f"10 symbols, 50 requests: sequential {timings[1]:.2f} s, 8 at once {timings[8]:.2f} s")
+    # One request at a time, then 8 at a time and never more.
+    assert peaks == {1: 1, 8: 8}
 
 
 def test_a_replay_scan_gives_the_same_result_at_any_concurrency(root: Path, tmp_path: Path) -> None:
@@ -128,18 +129,22 @@ def test_progress_comes_from_the_calling_thread_as_symbols_finish(
     root: Path, tmp_path: Path, source_for
 ) -> None:
     symbols = names("P", 8)
-    # P00 is first in the list but its answers take 0.4 s longer than the others'.
     aliases = dict.fromkeys(symbols, "AAPL")
-    with YahooEmulator(root, latency=0.02, aliases=aliases, delays={"/P00$": 0.4}) as yahoo:
+    with YahooEmulator(root, aliases=aliases) as yahoo:
+        # P00 is first in the list, but its answers wait until every other symbol is reported.
+        slow = yahoo.hold("/P00$")
         seen: list[tuple[int, int, str, int]] = []
         caller = threading.get_ident()
 
         def progress(index: int, total: int, symbol: str, matches: list, report: object) -> None:
             assert threading.get_ident() == caller
             seen.append((index, total, symbol, len(matches)))
+            if len(seen) == len(symbols) - 1:
+                slow.release()
 
         env = make_env(source_for(yahoo), tmp_path, 4)
         result = perform_scan(symbols, force=True, env=env, progress=progress)
+    assert not slow.timed_out and slow.arrived, "P00 was asked before the others finished"
     assert [index for index, *_ in seen] == list(range(1, len(symbols) + 1))
     assert {total for _, total, _, _ in seen} == {len(symbols)}
     assert sorted(symbol for _, _, symbol, _ in seen) == symbols
@@ -153,19 +158,16 @@ def test_progress_comes_from_the_calling_thread_as_symbols_finish(
 def test_one_symbols_expirations_are_fetched_at_once(
     root: Path, tmp_path: Path, source_for
 ) -> None:
-    latency = 0.3
-    with YahooEmulator(root, latency=latency) as yahoo:
+    with YahooEmulator(root) as yahoo:
+        # The four expirations wait for one another: released only once all four are asked.
+        together = yahoo.hold("/AAPL$", date=DATED, until=4)
         env = make_env(source_for(yahoo), tmp_path, 8)
-        started = time.monotonic()
         result = perform_scan(["AAPL"], force=True, env=env)
-        elapsed = time.monotonic() - started
-        hits = [h for h in yahoo.hits if h.path.startswith(OPTIONS_PREFIX)]
     assert result.symbols["AAPL"].status == "ok"
     assert len(result.symbols["AAPL"].expirations) == 4
-    # The first answer, then the four expirations side by side: two latencies, not five.
-    assert 2 * latency <= elapsed < 3 * latency
-    chains = sorted(h.at for h in hits if h.date is not None)
-    assert len(chains) == 4 and chains[-1] - chains[0] < latency / 3
+    # The first answer, then the four expirations side by side.
+    assert together.released and not together.timed_out
+    assert len({day for _, day in together.arrived}) == 4
 
 
 def test_sixty_symbols_with_failures_each_get_their_own_status(
@@ -177,8 +179,9 @@ def test_sixty_symbols_with_failures_each_get_their_own_status(
     symbols = [*good[:20], "NOPE1", "FAILA", "BTC-USD", *good[20:40], "FAILB", "PARTL"]
     symbols += [*good[40:], "NOPE2"]
     assert len(symbols) == 60
-    latency = 0.05
-    with YahooEmulator(root, latency=latency, aliases=aliases) as yahoo:
+    with YahooEmulator(root, aliases=aliases) as yahoo:
+        # The first 8 requests wait for one another: 8 symbols under way at once.
+        barrier = yahoo.hold(OPTIONS_PREFIX, until=8)
         yahoo.inject("500", path="/FAILA$")
         yahoo.inject("429", path="/FAILB$")
         yahoo.inject("not_v7", path="/PARTL$", date=1756425600)  # 2025-08-29 only
@@ -186,15 +189,14 @@ def test_sixty_symbols_with_failures_each_get_their_own_status(
                             backoff_base=0.02, backoff_cap=0.05, breaker_threshold=0)  # fmt: skip
         store = ResultStore(redis_client, redis_prefix)
         progress: list[tuple[int, str]] = []
-        started = time.monotonic()
         result = perform_scan(
             symbols,
             force=True,
             env=make_env(source, tmp_path, 8, store),
             progress=lambda i, n, s, m, r: progress.append((i, s)),
         )
-        elapsed = time.monotonic() - started
         counts = v7_counts(yahoo)
+        peak = yahoo.peak_in_flight
 
     statuses = {symbol: report.status for symbol, report in result.symbols.items()}
     assert {statuses[s] for s in good} == {"ok"}
@@ -214,15 +216,14 @@ def test_sixty_symbols_with_failures_each_get_their_own_status(
     assert retried == {(OPTIONS_PREFIX + "FAILA", None): 3, (OPTIONS_PREFIX + "FAILB", None): 3}
     requests = sum(counts.values())
     assert requests == 55 * PER_SYMBOL + 2 + 1 + 2 * 3
-    assert elapsed < requests * latency / 3  # sequential would need requests x latency
-    print(f"60 symbols, {requests} requests in {elapsed:.2f} s with 8 at once")
+    assert barrier.released and not barrier.timed_out and peak == 8
 
 
 def test_an_interrupted_scan_stops_starting_symbols_and_saves_nothing(
     root: Path, tmp_path: Path, source_for, redis_client, redis_prefix: str
 ) -> None:
     symbols = names("I", 20)
-    with YahooEmulator(root, latency=0.05, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
+    with YahooEmulator(root, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
         done: list[str] = []
         store = ResultStore(redis_client, redis_prefix)
         result = perform_scan(
@@ -280,47 +281,40 @@ from optscan.store.watchlist import Watchlist
 
 base_url, redis_url, key, work, every = sys.argv[1:6]
 symbols = sys.argv[6].split(",")
+now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 limiter = RedisTokenBucket(redis.Redis.from_url(redis_url), key, 500.0, 50)
-source = YahooSource(Path(work) / "cache", base_url=base_url, policy=FetchPolicy(limiter=limiter))
+source = YahooSource(
+    Path(work) / "cache", base_url=base_url, timeout=120, policy=FetchPolicy(limiter=limiter)
+)
 env = ScanEnv(
     source=source,
     watchlist=Watchlist(Path(work) / "watchlist.sqlite3", seed=()),
-    calendar=MarketCalendar(),
+    calendar=MarketCalendar(clock=lambda: now),
     rules=Rules(),
     risk_free_rate=0.045,
     wide_spread_pct=50.0,
-    clock=lambda: datetime(2026, 11, 23, 16, 0, tzinfo=UTC),
+    clock=lambda: now,
     concurrency=12,
 )
-source.fetch_raw(symbols[0], None)  # cookie and crumb, outside the measurement
-
-ticks = []
+source.fetch_raw("AAPL", None)  # cookie and crumb first (AAPL is not held)
 
 def tick():
     while True:
         gevent.sleep(float(every))
-        ticks.append(time.monotonic())
+        print("tick", time.monotonic(), flush=True)
 
 main = gevent.getcurrent()
 callers = set()
 watcher = gevent.spawn(tick)
-gevent.sleep(0)
-start = time.monotonic()
 result = perform_scan(
     symbols, force=True, env=env, progress=lambda *a: callers.add(gevent.getcurrent() is main)
 )
-end = time.monotonic()
 watcher.kill()
-during = [t for t in ticks if start <= t <= end]
-edges = [start] + during + [end]
 print(json.dumps({
-    "elapsed": end - start,
-    "ticks": len(during),
-    "max_gap": max(b - a for a, b in zip(edges, edges[1:])),
     "scanned": result.counts()["scanned"],
     "from_main": sorted(callers),
     "pool": gevent.get_hub().threadpool.maxsize,
-}))
+}), flush=True)
 """
 
 
@@ -329,27 +323,41 @@ def test_under_gevent_a_concurrent_scan_never_blocks_the_hub(
     root: Path, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     symbols = names("E", 16)
-    latency, tick = 0.2, 0.02
+    workers = 12
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with YahooEmulator(root, latency=latency, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
-        child = subprocess.run(
-            [sys.executable, str(script), yahoo.base_url, redis_url,
-             f"{redis_prefix}yahoo:bucket", str(tmp_path), str(tick), ",".join(symbols)],
-            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    with YahooEmulator(root, aliases=dict.fromkeys(symbols, "AAPL")) as yahoo:
+        # Held until released below: first the symbols' first answers, then their expirations.
+        phases = {
+            "first answers": yahoo.hold(r"/E\d\d$", date=None),
+            "expirations": yahoo.hold(r"/E\d\d$", date=DATED),
+        }
+        child = ChildLines(
+            subprocess.Popen(
+                [sys.executable, str(script), yahoo.base_url, redis_url,
+                 f"{redis_prefix}yahoo:bucket", str(tmp_path), "0.02", ",".join(symbols)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+            )
         )  # fmt: skip
-    assert child.returncode == 0, child.stderr[-3000:]
-    figures = json.loads(child.stdout.strip().splitlines()[-1])
+        try:
+            for what, hold in phases.items():
+                # Every worker waits on a request of the phase: 12 transfers under way at once...
+                hold.wait_for_arrivals(workers, give_up=child.exited)
+                held_since = time.monotonic()
+                # ...and all the while the hub runs other greenlets. A transfer that blocked
+                # the hub would stop the ticks until it ended, and it ends only on release.
+                child.wait_for_ticks_after(held_since, 3, f"while the {what} are held")
+                hold.release()
+        finally:
+            for hold in phases.values():
+                hold.release()
+            lines, stderr = child.finish()
+    assert child.process.returncode == 0, stderr[-3000:]
+    figures = json.loads(lines[-1])
     print(f"gevent scan figures: {figures}")
     assert figures["scanned"] == len(symbols)
-    requests = len(symbols) * PER_SYMBOL
-    # 80 requests of 0.2 s: 16 s one after another; 12 at a time need ~1.4 s.
-    assert figures["elapsed"] < requests * latency / 4
-    # The ticking greenlet kept its pace all through: never held up by the scan's I/O.
-    # (A blocked hub would show a gap of at least one 0.2 s request.)
-    assert figures["max_gap"] < 0.15
-    assert figures["ticks"] >= 0.6 * figures["elapsed"] / tick
+    assert not any(hold.timed_out for hold in phases.values())
     # Progress ran in the scanning greenlet; gevent's pool grew to hold every worker.
     assert figures["from_main"] == [True]
-    assert figures["pool"] >= 12 + 2
+    assert figures["pool"] >= workers + 2

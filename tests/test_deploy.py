@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import itertools
 import re
+import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +15,6 @@ import pytest
 
 from optscan.cli import EXIT_BUSY, EXIT_MARKET_CLOSED
 from optscan.core.market import MarketCalendar
-from tests.debian import ensure_command
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
@@ -22,7 +22,10 @@ UNITS = ROOT / "deploy" / "systemd"
 
 @pytest.fixture(scope="module")
 def systemd_analyze() -> str:
-    return ensure_command("systemd-analyze", "systemd")
+    found = shutil.which("systemd-analyze")
+    if not found:
+        pytest.fail("systemd-analyze is missing: run `just system-deps` (Debian package systemd)")
+    return found
 
 
 def read_unit(name: str) -> configparser.RawConfigParser:
@@ -32,6 +35,7 @@ def read_unit(name: str) -> configparser.RawConfigParser:
     return parser
 
 
+@pytest.mark.slow
 def test_units_verify_cleanly(systemd_analyze: str, tmp_path: Path) -> None:
     # The units name /opt/optscan; verify checks that ExecStart binaries exist, so point
     # them at this checkout's virtualenv.
@@ -109,6 +113,7 @@ def timer_fires(systemd_analyze: str, base: str, iterations: int) -> list[dateti
         ("2026-07-06 00:00:00 UTC", "2026-07-06", "13:30", "19:45"),
     ],
 )
+@pytest.mark.slow
 def test_timer_fires_every_15_minutes_of_market_hours_in_new_york(
     systemd_analyze: str, base: str, day: str, first: str, last: str
 ) -> None:
@@ -120,6 +125,7 @@ def test_timer_fires_every_15_minutes_of_market_hours_in_new_york(
     assert gaps == {900.0}
 
 
+@pytest.mark.slow
 def test_every_timer_run_on_a_regular_day_finds_the_market_open(systemd_analyze: str) -> None:
     # A winter and a summer week of regular sessions: no run may land on "closed" (exit 3).
     calendar = MarketCalendar(start=date(2026, 6, 1), end=date(2026, 12, 31))
@@ -134,6 +140,7 @@ def test_every_timer_run_on_a_regular_day_finds_the_market_open(systemd_analyze:
         assert len(fires) == 26 * 5 and closed == [], closed
 
 
+@pytest.mark.slow
 def test_timer_is_silent_on_weekends(systemd_analyze: str) -> None:
     fires = timer_fires(systemd_analyze, "2026-11-27 22:00:00 UTC", 30)  # Friday after the close
     assert fires and fires[0].date().isoformat() == "2026-11-30"  # next fire is Monday

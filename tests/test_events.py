@@ -11,6 +11,8 @@ import redis
 
 from optscan.store.events import EVENT_TYPES, Event, ScanEvents, event_id_key, is_event_id
 
+HANG_GUARD_S = 30.0  # how long to wait for what must come: only a hang guard
+
 
 @pytest.fixture
 def events(redis_client: redis.Redis, redis_prefix: str) -> ScanEvents:
@@ -22,7 +24,7 @@ def _listen(redis_client: redis.Redis, channel: str) -> redis.client.PubSub:
     pubsub = redis_client.pubsub()
     pubsub.subscribe(channel)
     # Wait for the confirmation so nothing published afterwards can be missed.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_GUARD_S
     while True:
         message = pubsub.get_message(timeout=0.1)
         if message and message["type"] == "subscribe":
@@ -30,7 +32,7 @@ def _listen(redis_client: redis.Redis, channel: str) -> redis.client.PubSub:
         assert time.monotonic() < deadline, "no subscribe confirmation"
 
 
-def _received(pubsub: redis.client.PubSub, count: int, timeout: float = 5.0) -> list[dict]:
+def _received(pubsub: redis.client.PubSub, count: int, timeout: float = HANG_GUARD_S) -> list[dict]:
     found: list[dict] = []
     deadline = time.monotonic() + timeout
     while len(found) < count and time.monotonic() < deadline:
@@ -226,7 +228,7 @@ def test_state_expires_when_not_refreshed(redis_client: redis.Redis, redis_prefi
     events = ScanEvents(redis_client, redis_prefix, state_ttl_seconds=1)
     events.set_state({"index": 1})
     assert events.get_state() == {"index": 1}
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + HANG_GUARD_S  # Redis expires it 1 s after it was set
     while events.get_state() is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert events.get_state() is None

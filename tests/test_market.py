@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -209,11 +208,9 @@ def test_default_range_covers_two_years_each_way() -> None:
 
 def test_second_construction_reuses_cached_calendar() -> None:
     first = MarketCalendar(start=date(2024, 1, 1), end=date(2028, 12, 31))
-    t0 = time.perf_counter()
     second = MarketCalendar(start=date(2024, 1, 1), end=date(2028, 12, 31))
-    elapsed = time.perf_counter() - t0
+    # The same table object: built once per process and range, never again.
     assert second._sessions is first._sessions
-    assert elapsed < 0.01, f"second construction took {elapsed * 1000:.1f} ms"
     other = MarketCalendar(start=date(2024, 1, 1), end=date(2027, 12, 31))
     assert other._sessions is not first._sessions
 
@@ -237,3 +234,27 @@ def test_quotes_are_stale_by_their_capture_time_and_the_sessions() -> None:
     assert cal.previous_close(et(2026, 11, 26, 12, 0)) == et(2026, 11, 25, 16, 0)
     # The day after Thanksgiving closes early at 13:00.
     assert cal.previous_close(et(2026, 11, 27, 15, 0)) == et(2026, 11, 27, 13, 0)
+
+
+# Thanksgiving 2041 (Thursday Nov 28) and the Friday after, an early close: years from any
+# "today" this suite will meet, so that only a range built from the given clock covers them.
+THANKSGIVING_2041 = utc(2041, 11, 28, 16)
+
+
+def test_the_default_range_follows_the_clock_it_is_given() -> None:
+    cal = MarketCalendar(clock=lambda: THANKSGIVING_2041)
+    assert (cal.start, cal.end) == (date(2039, 1, 1), date(2043, 12, 31))
+    status = cal.status(THANKSGIVING_2041)
+    assert not status.is_open and status.next_open == et(2041, 11, 29, 9, 30)
+    assert cal.session_close(et(2041, 11, 29, 10)) == et(2041, 11, 29, 13)
+    # Whole years: another moment of the same year shares the table.
+    again = MarketCalendar(clock=lambda: utc(2041, 1, 2, 15))
+    assert again._sessions is cal._sessions
+
+
+def test_the_app_calendar_follows_the_app_clock(make_app) -> None:
+    app = make_app(CLOCK=lambda: THANKSGIVING_2041)
+    assert app.extensions["optscan"].calendar.end == date(2043, 12, 31)
+    page = app.test_client().get("/")
+    assert page.status_code == 200
+    assert "next open Fri 2041-11-29 09:30 ET" in page.text

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from optscan.store.lock import ScanLock, lock_holder
@@ -33,6 +34,7 @@ def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_embedded_redis_is_shared_by_concurrent_processes(instance_path: Path) -> None:
     code = """
         import sys
@@ -62,14 +64,14 @@ def test_embedded_redis_is_shared_by_concurrent_processes(instance_path: Path) -
         server.stop()
 
 
+@pytest.mark.slow
 def test_embedded_redis_keeps_data_across_a_restart(instance_path: Path) -> None:
     server = EmbeddedRedis(instance_path / "redis")
     client = connect(None, instance_path)
     client.set("optscan:scan:last:put", json.dumps({"matches": [1, 2, 3]}))
     first_pid = client.info("server")["process_id"]
     client.close()
-    time.sleep(1.2)  # appendfsync everysec
-    server.stop()
+    server.stop()  # SHUTDOWN flushes the append-only file, whatever its fsync policy
     assert not server._ping()
     client = connect(None, instance_path)
     try:
@@ -118,15 +120,30 @@ def test_lock_taken_in_one_thread_is_released_by_another(
     assert not redis_client.exists(key)
 
 
+def renewals_seen(client: redis.Redis, key: str, count: int, *, past: float = 0.0) -> None:
+    """Watch `key` until its TTL has been pushed back `count` times and `past` seconds have gone
+    by; fail if it disappears meanwhile or after a generous hang guard."""
+    started = time.monotonic()
+    deadline = started + 60
+    last, seen = client.pttl(key), 0
+    while seen < count or time.monotonic() - started < past:
+        assert time.monotonic() < deadline, f"{seen} renewals of {key} in 60 s"
+        time.sleep(0.02)
+        ttl = client.pttl(key)
+        assert ttl > 0, f"{key} expired after {seen} renewals"
+        seen += ttl > last
+        last = ttl
+
+
 def test_watchdog_keeps_the_lock_past_its_ttl(redis_client: redis.Redis, redis_prefix: str) -> None:
     key = f"{redis_prefix}scan:lock"
-    lock = ScanLock(redis_client, key, ttl=1, holder={})
+    lock = ScanLock(redis_client, key, ttl=2, holder={})
     assert lock.acquire()
     try:
-        time.sleep(2.5)
+        # Renewed every ttl / 3: four renewals and more than a TTL later, still held.
+        renewals_seen(redis_client, key, 4, past=2.2)
         assert not lock.lost
-        assert redis_client.pttl(key) > 0
-        assert not ScanLock(redis_client, key, ttl=1, holder={}).acquire()
+        assert not ScanLock(redis_client, key, ttl=2, holder={}).acquire()
     finally:
         lock.release()
 
@@ -139,7 +156,8 @@ def test_a_lost_lock_is_noticed_within_a_renewal(
     assert lock.acquire()
     redis_client.delete(key)  # as if it had expired while the process was stalled
     redis_client.set(key, "someone-else")
-    deadline = time.monotonic() + 3
+    # Noticed by the watchdog at its next renewal, not only when released.
+    deadline = time.monotonic() + 60  # a hang guard: the renewal is due within 1 s
     while not lock.lost and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lock.lost
@@ -147,6 +165,7 @@ def test_a_lost_lock_is_noticed_within_a_renewal(
     assert redis_client.get(key) == "someone-else", "released a lock it no longer owned"
 
 
+@pytest.mark.slow
 def test_lock_of_a_killed_process_frees_within_one_ttl(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
@@ -168,19 +187,23 @@ def test_lock_of_a_killed_process_frees_within_one_ttl(
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "held"
-    time.sleep(3)  # the watchdog renews a live holder past its TTL
-    assert redis_client.exists(key)
+    renewals_seen(redis_client, key, 1)  # the watchdog renews a live holder
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     proc.stdout.close()
-    killed_at = time.monotonic()
-    while redis_client.exists(key) and time.monotonic() - killed_at < 5:
+    # Dead: at most one TTL left, and nobody pushes it back any more.
+    left = redis_client.pttl(key)
+    assert 0 < left <= 2000, f"{left} ms left on the lock of a dead holder (TTL 2 s)"
+    deadline = time.monotonic() + 60  # a hang guard: Redis expires it within those 2 s
+    while (ttl := redis_client.pttl(key)) > 0:
+        assert ttl <= left, "renewed after its holder died"
+        assert time.monotonic() < deadline, "never expired"
+        left = ttl
         time.sleep(0.05)
-    freed_after = time.monotonic() - killed_at
     assert not redis_client.exists(key)
-    assert freed_after <= 2.2, f"lock freed {freed_after:.2f} s after the kill (TTL 2 s)"
 
 
+@pytest.mark.slow
 def test_lock_works_across_greenlets_under_gevent(redis_url: str, redis_prefix: str) -> None:
     result = run_python(
         """
@@ -189,11 +212,16 @@ def test_lock_works_across_greenlets_under_gevent(redis_url: str, redis_prefix: 
         import sys, gevent, redis
         from optscan.store.lock import ScanLock
         client = redis.Redis.from_url(sys.argv[1], decode_responses=True)
-        lock = ScanLock(client, sys.argv[2], ttl=1, holder={})
+        lock = ScanLock(client, sys.argv[2], ttl=2, holder={})
         assert gevent.spawn(lock.acquire).get()
         ticks = []
         ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.1)) for _ in range(15)])
-        gevent.sleep(1.6)  # the watchdog greenlet renews past the 1 s TTL
+        # The watchdog greenlet renews (the TTL goes back up) four times: past the 2 s TTL.
+        last, renewals = client.pttl(sys.argv[2]), 0
+        while renewals < 4 and last > 0:
+            gevent.sleep(0.02)
+            ttl = client.pttl(sys.argv[2])
+            renewals, last = renewals + (ttl > last), ttl
         held = client.exists(sys.argv[2])
         gevent.spawn(lock.release).get()
         ticker.join()

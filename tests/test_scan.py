@@ -38,7 +38,7 @@ def make_env(
     return ScanEnv(
         source=ReplaySource(root),
         watchlist=Watchlist(tmp_path / "watchlist.sqlite3", seed=("AAPL",)),
-        calendar=MarketCalendar(),
+        calendar=MarketCalendar(clock=clock),
         rules=Rules(**rules),
         risk_free_rate=0.045,
         wide_spread_pct=50.0,

@@ -207,6 +207,7 @@ def test_a_plain_password_in_config_is_refused(make_app) -> None:
         make_app(PASSWORD_HASH="hunter2")
 
 
+@pytest.mark.slow
 def test_workers_starting_together_share_one_generated_key(tmp_path: Path) -> None:
     import subprocess
     import sys

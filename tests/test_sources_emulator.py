@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,8 +87,9 @@ def test_a_hang_holds_the_request_until_the_client_gives_up(yahoo: YahooEmulator
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         get(yahoo, f"{AAPL}?crumb={CRUMB}", timeout=0.3)
-    assert 0.3 <= time.monotonic() - started < 2
-    assert [hit.fault for hit in yahoo.hits] == ["hang"]
+    assert time.monotonic() - started >= 0.3
+    # The client gave up while the emulator still hung (status -1: not answered yet).
+    assert [(hit.fault, hit.status) for hit in yahoo.hits] == [("hang", -1)]
 
 
 def test_latency_fixed_and_jittered(root: Path) -> None:
@@ -95,14 +97,47 @@ def test_latency_fixed_and_jittered(root: Path) -> None:
         started = time.monotonic()
         get(server, f"{AAPL}?crumb={CRUMB}")
         assert time.monotonic() - started >= 0.2
-        started = time.monotonic()
-        get(server, "/v1/test/getcrumb")  # latency applies to v7 paths only by default
-        assert time.monotonic() - started < 0.15
-    delays = []
+        # Latency applies to v7 paths only by default.
+        assert server._delay(AAPL) == 0.2 and server._delay("/v1/test/getcrumb") == 0.0
     with YahooEmulator(root, latency=(0.0, 0.1), seed=7) as server:
-        for _ in range(5):
-            started = time.monotonic()
-            get(server, f"{AAPL}?crumb={CRUMB}")
-            delays.append(time.monotonic() - started)
+        delays = [server._delay(AAPL) for _ in range(5)]
+    assert all(0.0 <= delay <= 0.1 for delay in delays)
     assert max(delays) - min(delays) > 0.005  # jittered, not fixed
-    assert min(delays) >= 0.0 and max(delays) < 0.5
+
+
+def test_a_hold_keeps_requests_until_released(yahoo: YahooEmulator) -> None:
+    hold = yahoo.hold(AAPL, date=None)
+    answers: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(get(yahoo, f"{AAPL}?crumb={CRUMB}")[0])
+    )
+    waiting.start()
+    assert hold.wait_for_arrivals(1) == [(AAPL, None)]
+    # Held: other dates and paths pass, and the held request is not answered yet.
+    assert get(yahoo, f"{AAPL}?date=1755820800&crumb={CRUMB}")[0] == 200
+    assert answers == [] and yahoo.peak_in_flight == 2
+    hold.release()
+    waiting.join(timeout=30)
+    assert answers == [200] and not hold.timed_out
+    assert get(yahoo, f"{AAPL}?crumb={CRUMB}")[0] == 200  # a released hold lets all through
+
+
+def test_a_hold_until_n_is_a_barrier(yahoo: YahooEmulator) -> None:
+    barrier = yahoo.hold(AAPL, until=3)
+    threads = [
+        threading.Thread(target=get, args=(yahoo, f"{AAPL}?crumb={CRUMB}")) for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert barrier.released and len(barrier.arrived) == 3
+    assert yahoo.peak_in_flight == 3 and yahoo.counts()[AAPL] == 3
+
+
+def test_a_hold_gives_up_after_its_timeout(yahoo: YahooEmulator) -> None:
+    hold = yahoo.hold(AAPL, timeout=0.1)
+    assert get(yahoo, f"{AAPL}?crumb={CRUMB}")[0] == 200
+    assert hold.timed_out and not hold.released
+    with pytest.raises(AssertionError, match="1 of 2 requests reached the hold"):
+        hold.wait_for_arrivals(2, timeout=0.1)

@@ -67,7 +67,7 @@ def scan(source: YahooSource, tmp_path: Path, concurrency: int) -> dict:
     env = ScanEnv(
         source=source,
         watchlist=Watchlist(tmp_path / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(),
+        calendar=MarketCalendar(clock=lambda: NOW),
         rules=Rules(),
         risk_free_rate=0.045,
         wide_spread_pct=50.0,

@@ -223,6 +223,7 @@ def test_notes(wl: Watchlist) -> None:
 # --- durability and concurrency -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_survives_a_new_process(tmp_path: Path) -> None:
     path = tmp_path / "w.sqlite3"
     wl = Watchlist(path, clock=fixed_clock)
@@ -259,7 +260,7 @@ def start_children(code: str, argvs: list[list[str]]) -> list[subprocess.Popen[s
     ]
 
 
-def finish_children(procs: list[subprocess.Popen[str]], timeout: float = 60) -> None:
+def finish_children(procs: list[subprocess.Popen[str]], timeout: float = 240) -> None:
     """Reap every child (killing any still running at the deadline); fail with their stderr."""
     deadline = time.monotonic() + timeout
     errors = []
@@ -281,7 +282,7 @@ BARRIER = """
     from pathlib import Path
 
     def wait_for(test, what: str) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a hang guard: a peer that died never arrives
         while not test():
             if time.monotonic() > deadline:
                 sys.exit(f"gave up waiting for {what}")
@@ -315,7 +316,7 @@ def test_processes_creating_the_same_new_file_at_once(tmp_path: Path, attempt: i
     path = tmp_path / "w.sqlite3"
     names = [f"X{i}" for i in range(6)]
     procs = start_children(OPENER, [[str(path), name] for name in names])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a hang guard
     while len(list(tmp_path.glob("ready-*"))) < len(names) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)  # let the last one reach its poll loop
@@ -332,8 +333,9 @@ WRITER = (
     path, prefix, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     barrier(path.parent, "open", prefix, 2)  # both create the brand-new file at once
     wl = Watchlist(path)
-    barrier(path.parent, "edit", prefix, 2)  # then both edit at once
     for i in range(n):
+        if i % 10 == 0:  # then both edit at once, meeting every 10 edits
+            barrier(path.parent, f"edit{i}", prefix, 2)
         symbol = f"{prefix}{i}"
         wl.add([symbol], note=f"{prefix} note {i}")
         if i % 3 == 0:
@@ -368,7 +370,8 @@ def test_two_processes_editing_at_once_lose_nothing(tmp_path: Path) -> None:
     assert not entries["AAPL"].active
     # The writers really interleaved: added_at is stamped inside each write transaction, so
     # ordering by it replays the order the lock was granted. Two sequential runs would switch
-    # owner once; measured runs switch 350-390 times out of 399.
+    # owner once; meeting every 10 edits, both write in each of the 20 rounds, so the owner
+    # switches at least once a round, however the machine schedules them (measured: 350-390).
     order = [e.symbol[:2] for e in sorted(entries.values(), key=lambda e: e.added_at)]
     order = [p for p in order if p in ("PA", "PB")]
     switches = sum(1 for a, b in itertools.pairwise(order) if a != b)

@@ -31,7 +31,7 @@ DAY_AFTER_10_ET = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 def _no_scan_left_running(redis_prefix: str, instance_path: Path):
     """Wait for background scans before their Redis keys and instance folder are removed."""
     yield
-    assert wait_for_background_scans(15), "a background scan did not end"
+    assert wait_for_background_scans(60), "a background scan did not end"  # a hang guard
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def watch_only(app, symbols: list[str]) -> None:
         watchlist.remove(others)
 
 
-def wait_until_idle(client, timeout: float = 15.0) -> dict:
+def wait_until_idle(client, timeout: float = 60.0) -> dict:
     """Poll /scan/status until no scan holds the lock; return the last status."""
     deadline = time.monotonic() + timeout
     while True:

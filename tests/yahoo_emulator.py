@@ -9,9 +9,16 @@ YahooSource at it with base_url=emulator.base_url.
 
 Latency (fixed or jittered) and faults (429, 500, 404, hang, dropped connection, truncated
 or non-JSON or non-v7 bodies), by path pattern, expiration and count, make it usable for
-error, retry and benchmark tests. Every request is recorded in `hits` (on arrival, before any
-latency). `aliases` serves many symbols from one recording (each answer rewritten to name the
-alias), for scans of any size; `delays` makes some paths slower than the others.
+error, retry and benchmark tests. Every request is recorded in `hits` (stamped on arrival,
+before any hold or latency). `aliases` serves many symbols from one recording (each answer
+rewritten to name the alias), for scans of any size; `delays` makes some paths slower than
+the others.
+
+Tests that must not depend on the machine's speed order things with holds instead of
+latencies: `hold()` keeps matching requests waiting until the test releases them (or until a
+given number of them have arrived: a barrier), so that "these were in flight at once" or
+"this one finished last" follow from the test's own steps, never from a race against a
+clock. `peak_in_flight` is the most options requests ever being answered at once.
 
 Run in a process of its own (as the benchmarks do, so that it does not share their GIL):
 `python -m tests.yahoo_emulator ROOT --latency 0.1 --alias AAPL=MSFT,NVDA` prints its base
@@ -35,7 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,6 +76,23 @@ class _Any:
 ANY: Any = _Any()  # matches any date, including none
 
 
+class _Dated:
+    def __repr__(self) -> str:
+        return "DATED"
+
+
+DATED: Any = _Dated()  # matches any request for one expiration (with a date), not the first one
+HOLD_TIMEOUT = 60.0  # seconds a held request waits at most: a hang guard, never a test's clock
+
+
+def _date_matches(wanted: Any, day: int | None) -> bool:
+    if wanted is ANY:
+        return True
+    if wanted is DATED:
+        return day is not None
+    return wanted == day
+
+
 @dataclass
 class Hit:
     """One request the emulator received."""
@@ -95,13 +119,85 @@ class Fault:
         """Return True when the fault applies to this request and has uses left."""
         if self.times is not None and self.fired >= self.times:
             return False
-        return bool(self.path.search(path)) and (self.date is ANY or self.date == day)
+        return bool(self.path.search(path)) and _date_matches(self.date, day)
+
+
+class Hold:
+    """Keep requests that match `path` (a regex, searched) and `date` waiting until released.
+
+    With `until`, the hold releases itself once that many requests have arrived: a barrier
+    that proves they were all under way at the same moment. A released hold lets everything
+    through. A request never waits longer than `timeout` seconds (then `timed_out` is set).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        date: Any = ANY,
+        until: int | None = None,
+        timeout: float = HOLD_TIMEOUT,
+    ):
+        self.path = re.compile(path)
+        self.date = date
+        self.until = until
+        self.timeout = timeout
+        self.arrived: list[tuple[str, int | None]] = []  # (path, date) in order of arrival
+        self.timed_out = False
+        self._released = threading.Event()
+        self._changed = threading.Condition()
+
+    @property
+    def released(self) -> bool:
+        """Return whether the hold has let its requests go."""
+        return self._released.is_set()
+
+    def matches(self, path: str, day: int | None) -> bool:
+        """Return True when a request to `path` for `day` must wait here."""
+        return not self.released and bool(self.path.search(path)) and _date_matches(self.date, day)
+
+    def wait_here(self, path: str, day: int | None) -> None:
+        """Hold one request until the hold is released (or its timeout runs out)."""
+        with self._changed:
+            self.arrived.append((path, day))
+            if self.until is not None and len(self.arrived) >= self.until:
+                self._released.set()
+            self._changed.notify_all()
+        if not self._released.wait(self.timeout):
+            self.timed_out = True
+
+    def wait_for_arrivals(
+        self,
+        count: int,
+        timeout: float = HOLD_TIMEOUT,
+        give_up: Callable[[], bool] | None = None,
+    ) -> list:
+        """Wait until `count` requests have arrived and return them; fail after `timeout` s
+        or as soon as give_up() says the client is gone (e.g. a child process exited)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.arrived) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or (give_up is not None and give_up()):
+                    raise AssertionError(
+                        f"{len(self.arrived)} of {count} requests reached the hold on"
+                        f" {self.path.pattern} ({'gave up' if left > 0 else f'{timeout:g} s'}):"
+                        f" {self.arrived}"
+                    )
+                self._changed.wait(min(left, 0.1))
+            return list(self.arrived)
+
+    def release(self) -> None:
+        """Let every held request and every later one through."""
+        self._released.set()
 
 
 @dataclass
 class _State:
     faults: list[Fault] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
 
 class YahooEmulator:
@@ -162,8 +258,12 @@ class YahooEmulator:
         return self
 
     def close(self) -> None:
-        """Stop serving and release any hung request."""
+        """Stop serving and release any hung or held request."""
         self._closing.set()
+        with self._lock:
+            holds = list(self._state.holds)
+        for hold in holds:
+            hold.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -200,6 +300,26 @@ class YahooEmulator:
         with self._lock:
             self._state.faults.clear()
 
+    def hold(
+        self,
+        path: str = OPTIONS_PREFIX,
+        *,
+        date: Any = ANY,
+        until: int | None = None,
+        timeout: float = HOLD_TIMEOUT,
+    ) -> Hold:
+        """Keep matching requests waiting until the returned Hold is released (see Hold)."""
+        hold = Hold(path, date, until, timeout)
+        with self._lock:
+            self._state.holds.append(hold)
+        return hold
+
+    @property
+    def peak_in_flight(self) -> int:
+        """Return the most options requests that were ever being answered at the same time."""
+        with self._lock:
+            return self._state.peak_in_flight
+
     @property
     def hits(self) -> list[Hit]:
         """Return a copy of the requests received so far."""
@@ -219,9 +339,10 @@ class YahooEmulator:
         return Counter(hit.path for hit in self.hits)
 
     def reset_hits(self) -> None:
-        """Forget the requests received so far."""
+        """Forget the requests received so far (and the peak of those in flight)."""
         with self._lock:
             self._state.hits.clear()
+            self._state.peak_in_flight = self._state.in_flight
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -246,6 +367,19 @@ class YahooEmulator:
     def _record(self, hit: Hit) -> None:
         with self._lock:
             self._state.hits.append(hit)
+
+    def _hold_for(self, path: str, day: int | None) -> Hold | None:
+        with self._lock:
+            return next((h for h in self._state.holds if h.matches(path, day)), None)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._state.in_flight += 1
+            self._state.peak_in_flight = max(self._state.peak_in_flight, self._state.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._state.in_flight -= 1
 
     def _options_body(self, symbol: str, day: int | None) -> tuple[int, bytes]:
         recorded = self.aliases.get(symbol, symbol)
@@ -359,17 +493,33 @@ class _Handler(BaseHTTPRequestHandler):
             day = -1  # Yahoo would refuse it; nothing recorded matches it either
         crumb = query.get("crumb", [None])[0]
 
-        delay = owner._delay(path)
-        if delay and owner._closing.wait(delay):
-            return
-        fault = owner._take_fault(path, day)
-        hit = Hit(path, day, crumb, -1, fault, arrived)
-        owner._record(hit)  # on arrival, so that a hung request is counted while it hangs
-        self._hit = hit
+        counted = path.startswith(OPTIONS_PREFIX)
+        if counted:
+            owner._enter()
+        self._counted = counted
         try:
-            hit.status = self._answer(path, day, crumb, fault)
+            hold = owner._hold_for(path, day)
+            if hold is not None:
+                hold.wait_here(path, day)
+            delay = owner._delay(path)
+            if delay and owner._closing.wait(delay):
+                return
+            fault = owner._take_fault(path, day)
+            hit = Hit(path, day, crumb, -1, fault, arrived)
+            owner._record(hit)  # before answering, so that a hung request counts as it hangs
+            self._hit = hit
+            try:
+                hit.status = self._answer(path, day, crumb, fault)
+            finally:
+                self._hit = None
         finally:
-            self._hit = None
+            self._done()
+
+    def _done(self) -> None:
+        # Once per request, before the client can see the answer and send its next request.
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.owner._leave()
 
     def do_POST(self) -> None:
         """Answer the emulator's own control requests (POST /_emulator/reset)."""
@@ -435,6 +585,7 @@ class _Handler(BaseHTTPRequestHandler):
         hit = getattr(self, "_hit", None)
         if hit is not None:
             hit.status = status  # before the client can see the answer and read the hits
+        self._done()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -97,10 +97,21 @@ def _require_aware(at: datetime) -> datetime:
 class MarketCalendar:
     """Answer whether an exchange (NYSE by default) is open, and when it next opens or closes."""
 
-    def __init__(self, name: str = "XNYS", start: date | None = None, end: date | None = None):
-        """Load (or reuse) the session table for `name` covering [start, end] inclusive."""
+    def __init__(
+        self,
+        name: str = "XNYS",
+        start: date | None = None,
+        end: date | None = None,
+        *,
+        clock: Clock = system_clock,
+    ):
+        """Load (or reuse) the session table for `name` covering [start, end] inclusive.
+
+        A missing bound comes from the clock's New York date (two whole years either side):
+        pass the app's clock, so that a clock set to another year gets a calendar for it.
+        """
         if start is None or end is None:
-            default_start, default_end = _default_range(system_clock().astimezone(NEW_YORK).date())
+            default_start, default_end = _default_range(clock().astimezone(NEW_YORK).date())
             start = default_start if start is None else start
             end = default_end if end is None else end
         if end < start:
