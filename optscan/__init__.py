@@ -27,8 +27,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(default_config())
     # A page may stay open all day: its token is tied to the session, not to the hour.
     app.config["WTF_CSRF_TIME_LIMIT"] = None
-    if os.environ.get("REDIS_URL"):
-        app.config["REDIS_URL"] = os.environ["REDIS_URL"]
+    # The conventional unprefixed names; OPTSCAN_REDIS_URL and OPTSCAN_DATABASE_URL win.
+    for name in ("REDIS_URL", "DATABASE_URL"):
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
     app.config.from_prefixed_env("OPTSCAN")
     if test_config is not None:
         app.config.from_mapping(test_config)

@@ -23,13 +23,13 @@ import redis
 from optscan.core.market import format_et
 from optscan.core.models import ScanResult, Side
 from optscan.core.rules import Rules
-from optscan.core.scan import Progress, perform_scan
 from optscan.core.symbols import normalize_symbols
 from optscan.jobs.live import LiveScan, RenderRows
 from optscan.store.lock import ScanLock, lock_holder
 from optscan.store.redisserver import RedisUnavailable
 
 if TYPE_CHECKING:  # the services are built by the Flask app; this module needs only their API
+    from optscan.core.scan import Progress
     from optscan.extensions import Services
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,9 @@ class ScanJob:
 
     def run(self, progress: Progress | None = None) -> ScanResult:
         """Run the scan here, publish how it ended and release the lock."""
+        # Imported here: the scan's analytics load pandas and scipy, which nothing else needs.
+        from optscan.core.scan import perform_scan
+
         try:
             env = self.svc.scan_env()
             try:

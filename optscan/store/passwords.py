@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 MIN_LENGTH = 10
-_UNUSABLE = generate_password_hash("optscan: never matches a real password")
+
+
+@cache
+def _unusable_hash() -> str:
+    """Return a hash no password matches (made on first use: scrypt takes ~0.1 s)."""
+    return generate_password_hash("optscan: never matches a real password")
 
 
 class WeakPassword(ValueError):
@@ -40,7 +46,7 @@ class PasswordStore:
         """Return whether the password matches, in constant time even when none is set."""
         stored = self.current_hash()
         # Hash against a dummy when unset so timing does not tell whether a password exists.
-        matched = check_password_hash(stored or _UNUSABLE, password)
+        matched = check_password_hash(stored or _unusable_hash(), password)
         return stored is not None and matched
 
     def set(self, password: str) -> None:
