@@ -25,7 +25,7 @@ def post_worker_init(worker):
     import signal
 
     # The NYSE calendar takes ~0.4 s to build: build it now, not in the first request.
-    _ = worker.wsgi.extensions["optscan"].calendar
+    worker.wsgi.extensions["optscan"].calendar.load()
     # ~144,000 objects survive start-up; a full collection over them took ~75 ms, the
     # page's worst tail latency. Frozen, collections skip them.
     gc.freeze()

@@ -54,10 +54,10 @@ class Services:
 
     @cached_property
     def watchlist(self) -> Watchlist:
-        """Return the durable watchlist (opened on first use)."""
+        """Return the durable watchlist, opened on first use (a scan of named symbols never)."""
         from optscan.store.watchlist import Watchlist
 
-        return Watchlist(self.database("watchlist"))
+        return Watchlist(self.database("watchlist"), lazy=True)
 
     @cached_property
     def calendar(self) -> MarketCalendar:

@@ -172,7 +172,7 @@ def test_seeds_once_and_not_after_emptying(database: Path | str) -> None:
 
 
 def test_custom_seed_and_reopen_does_not_duplicate(database: Path | str) -> None:
-    Watchlist(database, seed=["spy", "qqq", "SPY"]).entries()
+    Watchlist(database, seed=["spy", "qqq", "SPY"])
     Watchlist(database, seed=["spy", "qqq"]).add(["IWM"])
     assert Watchlist(database).active_symbols() == ["IWM", "QQQ", "SPY"]
 
@@ -362,7 +362,6 @@ WRITER = (
     prefix, n = sys.argv[3], int(sys.argv[4])
     barrier(folder, "open", prefix, 2)  # both create the brand-new database at once
     wl = Watchlist(database)
-    wl.active_symbols()  # opens it
     barrier(folder, "edit", prefix, 2)  # then both edit at once
     for i in range(n):
         symbol = f"{prefix}{i}"
@@ -402,6 +401,13 @@ def test_two_processes_editing_at_once_lose_nothing(database: Path | str, tmp_pa
     order = [p for p in order if p in ("PA", "PB")]
     switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
     assert switches >= 20, f"writers ran mostly one after the other ({switches} switches)"
+
+
+def test_a_lazy_watchlist_opens_on_first_use(database: Path | str) -> None:
+    wl = Watchlist(database, seed=["SPY"], lazy=True)
+    assert table_names(database) == []
+    assert wl.active_symbols() == ["SPY"]
+    assert "watchlist" in table_names(database)
 
 
 def test_wal_mode_is_on(tmp_path: Path) -> None:
@@ -450,7 +456,7 @@ def test_a_database_of_a_newer_optscan_is_refused_unchanged(database: Path | str
     with open_database(database).write("test") as conn:
         conn.execute(sa.text("UPDATE optscan_schema SET version = 7 WHERE component = 'watchlist'"))
     with pytest.raises(SchemaTooNew, match="version 7 of the watchlist schema"):
-        Watchlist(database).entries()
+        Watchlist(database)
     with open_database(database).read() as conn:
         assert conn.execute(sa.text("SELECT version FROM optscan_schema")).scalar() == 7
         assert conn.execute(sa.text("SELECT count(*) FROM watchlist")).scalar() == 27

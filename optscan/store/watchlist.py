@@ -133,16 +133,20 @@ class Watchlist:
         *,
         seed: Iterable[str] = DEFAULT_SYMBOLS,
         clock: Clock = system_clock,
+        lazy: bool = False,
     ):
-        """Use `database` (a Database, a SQLite file's Path or a URL); seed it once, ever.
+        """Open `database` (a Database, a SQLite file's Path or a URL); seed it once, ever.
 
-        The seed is validated now; the database is opened, migrated and seeded on first use.
+        Opening creates and migrates the tables and adds the seed the first time. With `lazy`
+        that waits for the first use (after the seed is validated, which is always now).
         """
         self._target = database
         self._seed = normalize_symbols(seed)
         self._clock = clock
         self._database: Database | None = None
         self._opening = threading.Lock()
+        if not lazy:
+            _ = self.database
 
     @property
     def database(self) -> Database:
