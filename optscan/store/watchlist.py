@@ -2,9 +2,10 @@
 
 It lives in a SQL database through optscan.store.sql (SQLite in the instance folder by
 default; PostgreSQL when several hosts share one watchlist), opened and migrated when the
-Watchlist is made, or on its first use when it is made lazy. Every symbol and note is validated before the transaction, so a batch either
-applies whole or changes nothing; each change is one short write transaction that holds the
-watchlist's write lock from its first read, so two writers never interleave inside it.
+Watchlist is made, or on its first use when it is made lazy. Every symbol and note is validated
+before the transaction, so a batch either applies whole or changes nothing; each change is one
+short write transaction that holds the watchlist's write lock from its first read, so two
+writers never interleave inside it.
 """
 
 from __future__ import annotations
