@@ -36,8 +36,15 @@ def post_worker_init(worker):
     import gc
     import signal
 
+    services = worker.wsgi.extensions["optscan"]
     # The NYSE calendar takes ~0.4 s to build: build it now, not in the first request.
-    _ = worker.wsgi.extensions["optscan"].calendar
+    services.calendar.load()
+    # Likewise load SQLAlchemy and migrate the watchlist now; a database that is down is
+    # reported here and again by the requests that need it, which it must not keep from serving.
+    try:
+        _ = services.watchlist.database
+    except Exception:
+        worker.log.exception("the watchlist's database is not available")
     # ~144,000 objects survive start-up; a full collection over them took ~75 ms, the
     # page's worst tail latency. Frozen, collections skip them.
     gc.freeze()

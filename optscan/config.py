@@ -45,7 +45,7 @@ class Setting:
 
 
 def _name(key: str) -> str:
-    return key if key == "REDIS_URL" else f"OPTSCAN_{key}"
+    return key if key in ("REDIS_URL", "DATABASE_URL") else f"OPTSCAN_{key}"
 
 
 def number(
@@ -174,6 +174,23 @@ def redis_url(key: str, raw: Any) -> str | None:
     return raw
 
 
+def database_url(key: str, raw: Any) -> str | None:
+    """Check an optional sqlite:// or postgresql:// URL; PostgreSQL goes through psycopg 3."""
+    if not raw:
+        return None
+    scheme, sep, rest = raw.partition("://") if isinstance(raw, str) else ("", "", "")
+    if sep and scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    if sep and scheme == "sqlite" and rest.startswith("//") and rest != "//":
+        return str(raw)
+    # The value is not echoed: it may hold a password.
+    got = f"a {scheme}:// URL" if sep else "something that is not a URL"
+    raise ConfigError(
+        f"{_name(key)} must be a postgresql://user:password@host/database or"
+        f" sqlite:////absolute/path URL, got {got}"
+    )
+
+
 def password_hash(key: str, raw: Any) -> str | None:
     """Check an optional werkzeug password hash ("scrypt:32768:8:1$salt$hash")."""
     if not raw:
@@ -248,6 +265,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", None, redis_url,
             "`redis://`, `rediss://` or `unix://` URL; unset: embedded server in the instance"
             " folder"),
+    Setting("DATABASE_URL", None, database_url,
+            "`postgresql://user:password@host/database`: the durable stores (the watchlist) in"
+            " PostgreSQL, shared by several hosts; `sqlite:////absolute/path` also works;"
+            " unset: SQLite files in the instance folder"),
     Setting("REDIS_PREFIX", "optscan:", nonempty_text,
             "prefix of every Redis key, so instances can share a server"),
     Setting("SOURCE", "yahoo", source_spec,
@@ -345,6 +366,7 @@ class Settings:
     max_content_length: int
     instance_path: str | None
     redis_url: str | None
+    database_url: str | None  # a SQLAlchemy URL; None: SQLite in the instance folder
     redis_prefix: str
     source: str
     risk_free_rate: float  # FRACTION per year (the variable is in percent)
@@ -377,8 +399,10 @@ def default_config() -> dict[str, Any]:
 def environment_config() -> dict[str, Any]:
     """Return the defaults overridden by REDIS_URL and every OPTSCAN_* environment variable."""
     config = Config(os.getcwd(), default_config())
-    if os.environ.get("REDIS_URL"):
-        config["REDIS_URL"] = os.environ["REDIS_URL"]
+    # The conventional unprefixed names; OPTSCAN_REDIS_URL and OPTSCAN_DATABASE_URL win.
+    for name in ("REDIS_URL", "DATABASE_URL"):
+        if os.environ.get(name):
+            config[name] = os.environ[name]
     # Flask's own parser, so that the app and a start-up check read the same values.
     config.from_prefixed_env("OPTSCAN")
     return dict(config)

@@ -7,25 +7,29 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from optscan.config import ConfigError, Settings, load_settings
 from optscan.core.market import NEW_YORK, Clock, MarketCalendar, system_clock
-from optscan.core.scan import ScanEnv
-from optscan.sources import FetchPolicy, OptionSource, make_source
-from optscan.store.events import ScanEvents
-from optscan.store.lock import ScanLock
-from optscan.store.passwords import PasswordStore
-from optscan.store.ratelimit import RedisTokenBucket
-from optscan.store.redisserver import RedisUnavailable, connect
-from optscan.store.results import ResultStore
-from optscan.store.throttle import Throttle
-from optscan.store.watchlist import Watchlist
-from optscan.store.yahoomemo import YahooMemo
+
+# The services' modules are imported where each is first built, so that a command that needs
+# none of them (`flask scan --help`) or only some (a replay scan: no yfinance) loads no more.
+if TYPE_CHECKING:
+    import redis
+
+    from optscan.core.scan import ScanEnv
+    from optscan.sources import FetchPolicy, OptionSource
+    from optscan.store.events import ScanEvents
+    from optscan.store.lock import ScanLock
+    from optscan.store.passwords import PasswordStore
+    from optscan.store.ratelimit import RedisTokenBucket
+    from optscan.store.results import ResultStore
+    from optscan.store.throttle import Throttle
+    from optscan.store.watchlist import Watchlist
+    from optscan.store.yahoomemo import YahooMemo
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +47,22 @@ class Services:
     @cached_property
     def redis(self) -> redis.Redis:
         """Return the shared Redis client (starting the embedded server when needed)."""
+        from optscan.store.redisserver import connect
+
         return connect(self.settings.redis_url, self.instance_path)
+
+    def database(self, name: str) -> Path | str:
+        """Return where store `name` keeps its tables: DATABASE_URL, else a SQLite file here."""
+        # One file per store in the instance folder: SQLite has one writer per file, so a
+        # busy store never holds up another. One shared database when the URL is set.
+        return self.settings.database_url or self.instance_path / f"{name}.sqlite3"
 
     @cached_property
     def watchlist(self) -> Watchlist:
-        """Return the durable watchlist in the instance folder."""
-        return Watchlist(self.instance_path / "watchlist.sqlite3")
+        """Return the durable watchlist, opened on first use (a scan of named symbols never)."""
+        from optscan.store.watchlist import Watchlist
+
+        return Watchlist(self.database("watchlist"), lazy=True)
 
     @cached_property
     def calendar(self) -> MarketCalendar:
@@ -58,21 +72,29 @@ class Services:
     @cached_property
     def store(self) -> ResultStore:
         """Return the results store."""
+        from optscan.store.results import ResultStore
+
         return ResultStore(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def events(self) -> ScanEvents:
         """Return the scan-event publisher and state snapshot."""
+        from optscan.store.events import ScanEvents
+
         return ScanEvents(self.redis, self.settings.redis_prefix)
 
     @cached_property
     def passwords(self) -> PasswordStore:
         """Return the admin password's hash store."""
+        from optscan.store.passwords import PasswordStore
+
         return PasswordStore(self.instance_path / "password_hash", self.settings.password_hash)
 
     @cached_property
     def scan_triggers(self) -> Throttle:
         """Return the per-client limit on started scans."""
+        from optscan.store.throttle import Throttle
+
         return Throttle(
             self.redis,
             f"{self.settings.redis_prefix}throttle:scan:",
@@ -83,6 +105,8 @@ class Services:
     @cached_property
     def failed_logins(self) -> Throttle:
         """Return the per-client limit on failed logins (15-minute window)."""
+        from optscan.store.throttle import Throttle
+
         return Throttle(
             self.redis,
             f"{self.settings.redis_prefix}throttle:login:",
@@ -98,6 +122,8 @@ class Services:
     @cached_property
     def yahoo_limiter(self) -> RedisTokenBucket:
         """Return the Yahoo request bucket shared through Redis by every optscan process."""
+        from optscan.store.ratelimit import RedisTokenBucket
+
         return RedisTokenBucket(
             self.redis,
             f"{self.settings.redis_prefix}yahoo:bucket",
@@ -107,6 +133,8 @@ class Services:
 
     def fetch_policy(self) -> FetchPolicy:
         """Return the configured pacing, retries and circuit breaker for Yahoo requests."""
+        from optscan.sources import FetchPolicy
+
         settings = self.settings
         return FetchPolicy(
             limiter=self.yahoo_limiter,
@@ -120,6 +148,8 @@ class Services:
     @cached_property
     def yahoo_memo(self) -> YahooMemo:
         """Return what Yahoo said about symbols: calendar dates per New York day, unknown ones."""
+        from optscan.store.yahoomemo import YahooMemo
+
         return YahooMemo(
             self.redis,
             self.settings.redis_prefix,
@@ -129,6 +159,8 @@ class Services:
 
     def new_source(self) -> OptionSource:
         """Return a fresh source: its per-scan memo and circuit breaker must not outlive a scan."""
+        from optscan.sources import make_source
+
         live = self.settings.source.startswith("yahoo")
         return make_source(
             self.settings.source,
@@ -140,6 +172,8 @@ class Services:
 
     def scan_env(self) -> ScanEnv:
         """Return what one scan needs, with a fresh source."""
+        from optscan.core.scan import ScanEnv
+
         return ScanEnv(
             source=self.new_source(),
             watchlist=self.watchlist,
@@ -154,6 +188,8 @@ class Services:
 
     def scan_lock(self, holder: dict[str, Any]) -> ScanLock:
         """Return an untaken scan lock that will describe its holder."""
+        from optscan.store.lock import ScanLock
+
         return ScanLock(
             self.redis, self.lock_key, ttl=self.settings.lock_ttl_seconds, holder=holder
         )
@@ -161,6 +197,10 @@ class Services:
     def remove_symbols(self, symbols: Iterable[str]) -> list[str]:
         """Remove symbols from the watchlist and their rows from the results board."""
         removed = self.watchlist.remove(symbols)
+        import redis
+
+        from optscan.store.redisserver import RedisUnavailable
+
         try:
             self.store.forget(removed)
         except (redis.RedisError, RedisUnavailable) as exc:

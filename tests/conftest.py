@@ -16,6 +16,9 @@ import redis
 
 from optscan.store.redisserver import EmbeddedRedis
 from tests.clocks import FrozenClock
+from tests.databases import database, postgres_url
+
+__all__ = ["database", "postgres_url"]  # fixtures shared with every test module
 
 TESTS_DIR = Path(__file__).resolve().parent
 

@@ -1,10 +1,14 @@
-"""Check the sqlite watchlist: validation, all-or-nothing batches, durability, two writers."""
+"""Check the watchlist: validation, all-or-nothing batches, durability, two writers, upgrades.
+
+Every test that stores something runs on SQLite and, when a server is reachable, PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from optscan.store.sql.database import SchemaTooNew, open_database
 from optscan.store.watchlist import (
     DEFAULT_SYMBOLS,
     NOTE_MAX_CHARS,
@@ -27,6 +33,7 @@ from optscan.store.watchlist import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+LEGACY_FILE = REPO_ROOT / "tests" / "fixtures" / "watchlist-v1.sqlite3"
 FIXED = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
 
@@ -36,9 +43,37 @@ def fixed_clock() -> datetime:
 
 
 @pytest.fixture
-def wl(tmp_path: Path) -> Watchlist:
+def wl(database: Path | str) -> Watchlist:
     """Return a fresh, seeded watchlist with a fixed clock."""
-    return Watchlist(tmp_path / "watchlist.sqlite3", clock=fixed_clock)
+    return Watchlist(database, clock=fixed_clock)
+
+
+def table_names(database: Path | str) -> list[str]:
+    """Return the tables in `database` (none when a SQLite file does not exist)."""
+    if isinstance(database, Path) and not database.exists():
+        return []
+    with open_database(database).read() as conn:
+        return sorted(sa.inspect(conn).get_table_names())
+
+
+# A child process gets the database as an argument: a SQLite file's path or a URL.
+OPEN_ARGUMENT = """
+    from pathlib import Path
+
+    def target(argument: str):
+        return argument if "://" in argument else Path(argument)
+"""
+
+READ_ENTRIES = (
+    OPEN_ARGUMENT
+    + """
+    import json, sys
+    from optscan.store.watchlist import Watchlist
+    wl = Watchlist(target(sys.argv[1]))
+    print(json.dumps([[e.symbol, e.active, e.note, e.added_at.isoformat()]
+                      for e in wl.entries()]))
+"""
+)
 
 
 def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -127,28 +162,27 @@ def test_seeds_defaults_on_creation(wl: Watchlist) -> None:
     assert all(e.active and e.note == "" and e.added_at == FIXED for e in wl.entries())
 
 
-def test_seeds_once_and_not_after_emptying(tmp_path: Path) -> None:
-    path = tmp_path / "w.sqlite3"
-    first = Watchlist(path)
+def test_seeds_once_and_not_after_emptying(database: Path | str) -> None:
+    first = Watchlist(database)
     assert first.remove(list(DEFAULT_SYMBOLS)) == list(DEFAULT_SYMBOLS)
     assert first.entries() == []
-    again = Watchlist(path)
+    again = Watchlist(database)
     assert again.entries() == []
-    assert Watchlist(path, seed=["ZZZ"]).entries() == []  # a different seed is ignored too
+    assert Watchlist(database, seed=["ZZZ"]).entries() == []  # a different seed is ignored too
 
 
-def test_custom_seed_and_reopen_does_not_duplicate(tmp_path: Path) -> None:
-    path = tmp_path / "w.sqlite3"
-    Watchlist(path, seed=["spy", "qqq", "SPY"])
-    Watchlist(path, seed=["spy", "qqq"]).add(["IWM"])
-    assert Watchlist(path).active_symbols() == ["IWM", "QQQ", "SPY"]
+def test_custom_seed_and_reopen_does_not_duplicate(database: Path | str) -> None:
+    Watchlist(database, seed=["spy", "qqq", "SPY"])
+    Watchlist(database, seed=["spy", "qqq"]).add(["IWM"])
+    assert Watchlist(database).active_symbols() == ["IWM", "QQQ", "SPY"]
 
 
-def test_invalid_seed_refused_and_creates_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "w.sqlite3"
+def test_invalid_seed_refused_and_creates_nothing(database: Path | str) -> None:
     with pytest.raises(InvalidSymbol):
-        Watchlist(path, seed=["AAPL", "BAD SEED"])
-    assert not path.exists()
+        Watchlist(database, seed=["AAPL", "BAD SEED"])
+    assert table_names(database) == []
+    if isinstance(database, Path):
+        assert not database.exists()
 
 
 # --- editing --------------------------------------------------------------------------------
@@ -224,22 +258,13 @@ def test_notes(wl: Watchlist) -> None:
 
 
 @pytest.mark.slow
-def test_survives_a_new_process(tmp_path: Path) -> None:
-    path = tmp_path / "w.sqlite3"
-    wl = Watchlist(path, clock=fixed_clock)
+def test_survives_a_new_process(database: Path | str) -> None:
+    wl = Watchlist(database, clock=fixed_clock)
     wl.add(["TSLA"], note="added before restart")
     wl.set_active(["AAPL"], False)
     wl.remove(["V"])
     expected = [[e.symbol, e.active, e.note, e.added_at.isoformat()] for e in wl.entries()]
-    reader = """
-        import json, sys
-        from pathlib import Path
-        from optscan.store.watchlist import Watchlist
-        wl = Watchlist(Path(sys.argv[1]))
-        print(json.dumps([[e.symbol, e.active, e.note, e.added_at.isoformat()]
-                          for e in wl.entries()]))
-    """
-    out = run_python(reader, str(path)).stdout
+    out = run_python(READ_ENTRIES, str(database)).stdout
     assert json.loads(out) == expected
     assert ["TSLA", True, "added before restart", FIXED.isoformat()] in expected
     assert not any(row[0] == "V" for row in expected)
@@ -295,47 +320,52 @@ BARRIER = """
 
 OPENER = (
     BARRIER
+    + OPEN_ARGUMENT
     + """
     from optscan.store.watchlist import Watchlist
 
-    path, me = Path(sys.argv[1]), sys.argv[2]
-    (path.parent / f"ready-{me}").touch()
-    go = path.parent / "go"
+    database, folder, me = target(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    (folder / f"ready-{me}").touch()
+    go = folder / "go"
     wait_for(go.exists, "go")  # a single stat per poll, so all start within about 1 ms
-    Watchlist(path).add([me])
+    Watchlist(database).add([me])
 """
 )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(3))
-def test_processes_creating_the_same_new_file_at_once(tmp_path: Path, attempt: int) -> None:
+def test_processes_creating_the_same_new_file_at_once(
+    database: Path | str, tmp_path: Path, attempt: int
+) -> None:
     # Two processes switching the same new file to WAL can deadlock on its lock; sqlite then
     # answers "database is locked" at once, without waiting, so creation must retry. Without
-    # the retry each attempt failed about one time in three (6 processes, 2 cores).
-    path = tmp_path / "w.sqlite3"
+    # the retry each attempt failed about one time in three (6 processes, 2 cores). On
+    # PostgreSQL, concurrent CREATE TABLEs of one name fail unless migrations are serialised.
     names = [f"X{i}" for i in range(6)]
-    procs = start_children(OPENER, [[str(path), name] for name in names])
+    procs = start_children(OPENER, [[str(database), str(tmp_path), name] for name in names])
     deadline = time.monotonic() + 120  # a hang guard
     while len(list(tmp_path.glob("ready-*"))) < len(names) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)  # let the last one reach its poll loop
     (tmp_path / "go").touch()
     finish_children(procs)
-    assert {e.symbol for e in Watchlist(path).entries()} == set(DEFAULT_SYMBOLS) | set(names)
+    assert {e.symbol for e in Watchlist(database).entries()} == set(DEFAULT_SYMBOLS) | set(names)
 
 
 WRITER = (
     BARRIER
+    + OPEN_ARGUMENT
     + """
     from optscan.store.watchlist import Watchlist
 
-    path, prefix, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    barrier(path.parent, "open", prefix, 2)  # both create the brand-new file at once
-    wl = Watchlist(path)
+    database, folder = target(sys.argv[1]), Path(sys.argv[2])
+    prefix, n = sys.argv[3], int(sys.argv[4])
+    barrier(folder, "open", prefix, 2)  # both create the brand-new database at once
+    wl = Watchlist(database)
     for i in range(n):
         if i % 10 == 0:  # then both edit at once, meeting every 10 edits
-            barrier(path.parent, f"edit{i}", prefix, 2)
+            barrier(folder, f"edit{i}", prefix, 2)
         symbol = f"{prefix}{i}"
         wl.add([symbol], note=f"{prefix} note {i}")
         if i % 3 == 0:
@@ -349,16 +379,14 @@ WRITER = (
 
 
 @pytest.mark.slow
-def test_two_processes_editing_at_once_lose_nothing(tmp_path: Path) -> None:
+def test_two_processes_editing_at_once_lose_nothing(database: Path | str, tmp_path: Path) -> None:
     # With a plain (deferred) BEGIN instead of BEGIN IMMEDIATE, or without a busy timeout, a
     # child dies here with "database is locked" (checked by hand on every run tried).
-    path = tmp_path / "shared.sqlite3"
     n = 200
-    finish_children(
-        start_children(WRITER, [[str(path), prefix, str(n)] for prefix in ("PA", "PB")])
-    )
+    argvs = [[str(database), str(tmp_path), prefix, str(n)] for prefix in ("PA", "PB")]
+    finish_children(start_children(WRITER, argvs))
 
-    entries = {e.symbol: e for e in Watchlist(path).entries()}
+    entries = {e.symbol: e for e in Watchlist(database).entries()}
     added = {f"{p}{i}" for p in ("PA", "PB") for i in range(n)}
     assert set(entries) == set(DEFAULT_SYMBOLS) | added
     for prefix in ("PA", "PB"):
@@ -378,9 +406,60 @@ def test_two_processes_editing_at_once_lose_nothing(tmp_path: Path) -> None:
     assert switches >= 20, f"writers ran mostly one after the other ({switches} switches)"
 
 
-def test_wal_mode_is_on(wl: Watchlist) -> None:
+def test_a_lazy_watchlist_opens_on_first_use(database: Path | str) -> None:
+    wl = Watchlist(database, seed=["SPY"], lazy=True)
+    assert table_names(database) == []
+    assert wl.active_symbols() == ["SPY"]
+    assert "watchlist" in table_names(database)
+
+
+def test_wal_mode_is_on(tmp_path: Path) -> None:
     import sqlite3
     from contextlib import closing
 
-    with closing(sqlite3.connect(wl.path)) as conn:
+    wl = Watchlist(tmp_path / "watchlist.sqlite3")
+    assert wl.database.path == (tmp_path / "watchlist.sqlite3").resolve()
+    with closing(sqlite3.connect(wl.database.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# --- schema versions ------------------------------------------------------------------------
+
+
+def test_a_file_of_the_unversioned_sqlite3_code_is_upgraded_in_place(tmp_path: Path) -> None:
+    # tests/fixtures/watchlist-v1.md says how the old code made this file.
+    path = tmp_path / "watchlist.sqlite3"
+    shutil.copyfile(LEGACY_FILE, path)
+    seeded, later = "2026-11-20T14:31:00.123457+00:00", "2026-11-20T14:32:00.246914+00:00"
+    expected = [
+        [symbol, symbol != "AAPL", "earnings 28 Jan — watch" if symbol == "MSFT" else "", seeded]
+        for symbol in DEFAULT_SYMBOLS
+        if symbol not in ("V", "UBER")
+    ] + [["TSLA", True, "added later", later], ["BRK.B", False, "added later", later]]
+
+    def rows(wl: Watchlist) -> list[list[object]]:
+        return [[e.symbol, e.active, e.note, e.added_at.isoformat()] for e in wl.entries()]
+
+    wl = Watchlist(path, seed=["ZZZ"], clock=fixed_clock)
+    assert rows(wl) == sorted(expected)  # nothing lost, and not seeded a second time
+    assert table_names(path) == ["optscan_schema", "watchlist", "watchlist_meta"]
+    with wl.database.read() as conn:
+        meta = dict(conn.execute(sa.text("SELECT key, value FROM watchlist_meta")).all())
+        versions = conn.execute(sa.text("SELECT component, version FROM optscan_schema")).all()
+    assert meta == {"seeded_at": seeded}
+    assert versions == [("watchlist", 1)]
+    # It works as a new one does, in this process and the next.
+    assert wl.remove(["aapl"]) == ["AAPL"]
+    assert wl.add(["IBM"]) == ["IBM"]
+    assert json.loads(run_python(READ_ENTRIES, str(path)).stdout) == rows(wl)
+
+
+def test_a_database_of_a_newer_optscan_is_refused_unchanged(database: Path | str) -> None:
+    Watchlist(database, clock=fixed_clock).add(["IBM"])
+    with open_database(database).write("test") as conn:
+        conn.execute(sa.text("UPDATE optscan_schema SET version = 7 WHERE component = 'watchlist'"))
+    with pytest.raises(SchemaTooNew, match="version 7 of the watchlist schema"):
+        Watchlist(database)
+    with open_database(database).read() as conn:
+        assert conn.execute(sa.text("SELECT version FROM optscan_schema")).scalar() == 7
+        assert conn.execute(sa.text("SELECT count(*) FROM watchlist")).scalar() == 27

@@ -17,7 +17,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -116,27 +116,37 @@ class MarketCalendar:
             end = default_end if end is None else end
         if end < start:
             raise ValueError(f"calendar range is empty: end {end} is before start {start}")
-        self._sessions = _load_sessions(name, start, end)
+        self._range = (name, start, end)
         # The range is measured in New York days: [start 00:00 ET, end+1 00:00 ET).
         self._lower = datetime.combine(start, datetime.min.time(), NEW_YORK).astimezone(UTC)
         self._upper = datetime.combine(
             end + timedelta(days=1), datetime.min.time(), NEW_YORK
         ).astimezone(UTC)
 
+    @cached_property
+    def _sessions(self) -> _Sessions:
+        """Return the session table, built on the first question (a forced scan asks none)."""
+        return _load_sessions(*self._range)
+
+    def load(self) -> MarketCalendar:
+        """Build the session table now rather than on the first question; return self."""
+        _ = self._sessions
+        return self
+
     @property
     def name(self) -> str:
         """Return the exchange_calendars code, e.g. "XNYS"."""
-        return self._sessions.name
+        return self._range[0]
 
     @property
     def start(self) -> date:
         """Return the first New York calendar day this calendar answers for."""
-        return self._sessions.start
+        return self._range[1]
 
     @property
     def end(self) -> date:
         """Return the last New York calendar day this calendar answers for."""
-        return self._sessions.end
+        return self._range[2]
 
     def _check(self, at: datetime) -> datetime:
         """Return `at` in UTC after refusing naive or out-of-range datetimes."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -189,64 +188,11 @@ def _close_symbol(
 SymbolDone = Callable[[str, tuple[SymbolReport, list[Match], datetime | None]], None]
 
 
-class _Workers:
-    """Run calls on `size` long-lived threads (greenlets once gevent has patched threading).
-
-    Long-lived, so that each keeps its own HTTP connection alive across requests (curl_cffi
-    holds one curl handle per thread, per greenlet under gevent).
-    """
-
-    def __init__(self, size: int):
-        _reserve_hub_threads(size)
-        self._calls: queue.Queue[tuple[Any, Callable[[], Any]] | None] = queue.Queue()
-        self._results: queue.Queue[tuple[Any, Any]] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"optscan-scan-{n}", daemon=True)
-            for n in range(size)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, tag: Any, call: Callable[[], Any]) -> None:
-        """Queue a call; its result comes back from next_result() with its tag."""
-        self._calls.put((tag, call))
-
-    def next_result(self) -> tuple[Any, Any]:
-        """Wait for the next finished call and return (tag, result)."""
-        return self._results.get()
-
-    def close(self) -> None:
-        """Let every worker finish its current call and stop; do not wait for them."""
-        for _ in self._threads:
-            self._calls.put(None)
-
-    def _work(self) -> None:
-        while (item := self._calls.get()) is not None:
-            tag, call = item
-            try:
-                outcome = call()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises
-                self._results.put((tag, exc))
-                return
-            self._results.put((tag, outcome))
-
-
-class _Inline:
-    """Run each call in the calling thread when it is submitted (a scan without concurrency)."""
-
-    def __init__(self) -> None:
-        self._done: deque[tuple[Any, Any]] = deque()
-
-    def submit(self, tag: Any, call: Callable[[], Any]) -> None:
-        """Run the call now and keep its result for next_result()."""
-        self._done.append((tag, call()))
-
-    def next_result(self) -> tuple[Any, Any]:
-        """Return the oldest (tag, result)."""
-        return self._done.popleft()
-
-    def close(self) -> None:
-        """Nothing to stop."""
+def _run_inline(call: Callable[[], Any]) -> Future[Any]:
+    """Run the call now in the calling thread (a scan without concurrency); return its future."""
+    future: Future[Any] = Future()
+    future.set_result(call())  # an exception propagates at once, as from a plain call
+    return future
 
 
 def _reserve_hub_threads(workers: int) -> None:
@@ -281,11 +227,19 @@ def scan_symbols(
     their symbols stay pending.
     """
     concurrency = env.concurrency
-    workers: _Workers | _Inline = _Workers(concurrency) if concurrency > 1 else _Inline()
+    # A pool per scan whose threads (greenlets once gevent has patched threading) live as long
+    # as the scan, so each keeps its HTTP connection alive across requests: curl_cffi holds one
+    # curl handle per thread.
+    pool = None
+    if concurrency > 1:
+        _reserve_hub_threads(concurrency)
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="optscan-scan")
+    submit = pool.submit if pool is not None else _run_inline
     pending = deque(symbols)
     ready: deque[tuple[str, date]] = deque()
     opened: dict[str, _OpenSymbol] = {}
-    in_flight = 0
+    in_flight: dict[Future[Any], tuple[Any, ...]] = {}
+    finished: deque[Future[Any]] = deque()  # done, not yet handled
     opening = 0  # symbols whose first call is under way
     symbols_opened = expirations_seen = 0
     check_due = True
@@ -296,7 +250,7 @@ def scan_symbols(
                 more = pending or ready or in_flight
                 if more and should_continue is not None and not should_continue():
                     return True
-            while in_flight < concurrency and (ready or pending):
+            while len(in_flight) < concurrency and (ready or pending):
                 # Expirations first, so that symbols finish one after another; but open the
                 # next symbol early when the expirations at hand and those the symbols being
                 # opened will bring (at the average so far) would not fill the next round:
@@ -304,19 +258,20 @@ def scan_symbols(
                 per_symbol = expirations_seen / symbols_opened if symbols_opened else 1.0
                 if ready and (not pending or len(ready) + per_symbol * opening >= concurrency):
                     symbol, expiration = ready.popleft()
-                    call = partial(_scan_expiration, symbol, expiration, side, env, rules)
-                    workers.submit(("chain", symbol, expiration), call)
+                    chain = partial(_scan_expiration, symbol, expiration, side, env, rules)
+                    in_flight[submit(chain)] = ("chain", symbol, expiration)
                 else:
                     symbol = pending.popleft()
-                    workers.submit(("open", symbol), partial(_open_symbol, symbol, env, rules))
+                    in_flight[submit(partial(_open_symbol, symbol, env, rules))] = ("open", symbol)
                     opening += 1
-                in_flight += 1
-            if in_flight == 0:
+            if not in_flight:
                 return False
-            tag, outcome = workers.next_result()
-            in_flight -= 1
-            if isinstance(outcome, BaseException):
-                raise outcome
+            if not finished:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                finished.extend(done)
+            future = finished.popleft()
+            tag = in_flight.pop(future)
+            outcome = future.result()  # re-raises what the call raised
             symbol = tag[1]
             if tag[0] == "open":
                 opening -= 1
@@ -342,7 +297,9 @@ def scan_symbols(
                 )
                 check_due = True
     finally:
-        workers.close()
+        if pool is not None:
+            # Calls under way finish on their own; queued ones are dropped.
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _refusal(

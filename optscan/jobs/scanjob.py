@@ -25,7 +25,6 @@ from optscan.applog import take_noise
 from optscan.core.market import format_et
 from optscan.core.models import ScanResult, Side
 from optscan.core.rules import Rules
-from optscan.core.scan import Progress, perform_scan
 from optscan.core.symbols import normalize_symbols
 from optscan.jobs.live import LiveScan
 from optscan.notify.hook import Delivery, after_scan
@@ -33,6 +32,7 @@ from optscan.store.lock import ScanLock, lock_holder
 from optscan.store.redisserver import RedisUnavailable
 
 if TYPE_CHECKING:  # the services are built by the Flask app; this module needs only their API
+    from optscan.core.scan import Progress
     from optscan.extensions import Services
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,9 @@ class ScanJob:
 
     def run(self, progress: Progress | None = None) -> ScanResult:
         """Run the scan here, publish how it ended and release the lock."""
+        # Imported here: the scan's analytics load pandas and scipy, which nothing else needs.
+        from optscan.core.scan import perform_scan
+
         log.info("%s started: %s", self._name, self._what)
         started = time.monotonic()
         try:

@@ -6,12 +6,19 @@ import hashlib
 import hmac
 import logging
 import os
+from functools import cache
 from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 MIN_LENGTH = 10
-_UNUSABLE = generate_password_hash("optscan: never matches a real password")
+
+
+@cache
+def _unusable_hash() -> str:
+    """Return a hash no password matches (made on first use: scrypt takes ~0.1 s)."""
+    return generate_password_hash("optscan: never matches a real password")
+
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,7 @@ class PasswordStore:
         stored = self.current_hash()
         # Hash against a dummy when unset so timing does not tell whether a password exists.
         try:
-            matched = check_password_hash(stored or _UNUSABLE, password)
+            matched = check_password_hash(stored or _unusable_hash(), password)
         except ValueError as exc:
             # A damaged hash file must refuse logins, not answer 500.
             log.error("the stored password hash is unusable (%s); run `flask set-password`", exc)

@@ -1,28 +1,30 @@
-"""The durable watchlist: symbols with an active flag and a note, in one sqlite3 file.
+"""The durable watchlist: symbols with an active flag and a note, shared by every process.
 
-Several processes (gunicorn workers, a scanner) may edit the same file at once, so:
-- WAL journal, so readers never block the single writer and a writer never blocks readers;
-- a busy timeout, so a writer waits for the lock instead of failing with "database is locked";
-- one short transaction per operation, opened with BEGIN IMMEDIATE so a read-modify-write
-  holds the write lock from its first read and two writers can never interleave inside it;
-- validation of every symbol and note before the transaction: a batch either applies whole or
-  changes nothing.
-A connection is opened per operation, which keeps the object safe to share between threads
-and across fork (sqlite3 connections are neither).
+It lives in a SQL database through optscan.store.sql (SQLite in the instance folder by
+default; PostgreSQL when several hosts share one watchlist), opened and migrated when the
+Watchlist is made, or on its first use when it is made lazy. Every symbol and note is validated
+before the transaction, so a batch either applies whole or changes nothing; each change is one
+short write transaction that holds the watchlist's write lock from its first read, so two
+writers never interleave inside it.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from optscan.core.market import Clock, system_clock
 from optscan.core.symbols import InvalidSymbol, normalize_symbol, normalize_symbols
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from optscan.store.sql.database import Database
 
 __all__ = [
     "DEFAULT_SYMBOLS",
@@ -67,21 +69,9 @@ DEFAULT_SYMBOLS = (
 )
 
 NOTE_MAX_CHARS = 200
-BUSY_TIMEOUT_SECONDS = 10.0
-SCHEMA_VERSION = 1
+_LOCK = "watchlist"  # the name its writers serialise on
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS symbols (
-    symbol   TEXT PRIMARY KEY,
-    active   INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
-    note     TEXT NOT NULL DEFAULT '',
-    added_at TEXT NOT NULL  -- ISO 8601, UTC
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+T = TypeVar("T")
 
 
 class UnknownSymbol(KeyError):
@@ -136,77 +126,55 @@ class Entry:
 
 
 class Watchlist:
-    """Store the watchlist durably in the sqlite3 file at `path`, safe for concurrent processes."""
+    """Store the watchlist durably in a SQL database, safe for concurrent processes and hosts."""
 
     def __init__(
         self,
-        path: Path,
+        database: Database | Path | str,
         *,
         seed: Iterable[str] = DEFAULT_SYMBOLS,
         clock: Clock = system_clock,
+        lazy: bool = False,
     ):
-        """Open (creating if needed) the store at `path`; seed it once, on first creation only."""
-        self.path = Path(path)
+        """Open `database` (a Database, a SQLite file's Path or a URL); seed it once, ever.
+
+        Opening creates and migrates the tables and adds the seed the first time. With `lazy`
+        that waits for the first use (after the seed is validated, which is always now).
+        """
+        self._target = database
+        self._seed = normalize_symbols(seed)
         self._clock = clock
-        seed_symbols = normalize_symbols(seed)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._enable_wal()
-        with self._transaction() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            seeded = conn.execute("SELECT 1 FROM meta WHERE key = 'seeded_at'").fetchone()
-            if seeded is None:
-                now = self._now()
-                conn.executemany(
-                    "INSERT OR IGNORE INTO symbols (symbol, active, note, added_at) "
-                    "VALUES (?, 1, '', ?)",
-                    [(symbol, now) for symbol in seed_symbols],
-                )
-                conn.execute("INSERT INTO meta (key, value) VALUES ('seeded_at', ?)", (now,))
+        self._database: Database | None = None
+        self._opening = threading.Lock()
+        if not lazy:
+            _ = self.database
 
-    def _enable_wal(self) -> None:
-        """Switch the file to WAL, retrying while another process holds it."""
-        # WAL is a property of the file and persists. When several processes switch the same
-        # new file at once, each holds a shared lock and wants an exclusive one; sqlite breaks
-        # that deadlock by failing one at once with "database is locked", without its busy
-        # handler (measured: a third of 6-process races). So retry here, up to the timeout.
-        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-        delay = 0.001
-        while True:
-            try:
-                with closing(self._connect()) as conn:
-                    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-                    if str(mode).lower() != "wal":
-                        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        if str(mode).lower() != "wal":
-            raise RuntimeError(f"could not switch {self.path} to WAL journal mode (got {mode!r})")
+    @property
+    def database(self) -> Database:
+        """Return the database, opened, migrated and seeded on first use."""
+        if self._database is None:
+            with self._opening:
+                if self._database is None:
+                    # Imported here: SQLAlchemy loads only once the watchlist is used.
+                    from optscan.store.sql import watchlist as sql
+                    from optscan.store.sql.database import open_database
 
-    def _connect(self) -> sqlite3.Connection:
-        """Open a connection in autocommit mode; transactions are begun explicitly."""
-        # `timeout` is sqlite's busy timeout: wait that long for another writer's lock.
-        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+                    database = open_database(self._target)
+                    database.migrate("watchlist", sql.MIGRATIONS)
+                    with database.write(_LOCK) as conn:
+                        sql.seed_once(conn, self._seed, self._now())
+                    self._database = database
+        return self._database
+
+    def _read(self, query: Callable[[Connection], T]) -> T:
+        """Return what `query` reads in one consistent read."""
+        with self.database.read() as conn:
+            return query(conn)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection inside BEGIN IMMEDIATE; commit on success, roll back on error."""
-        with closing(self._connect()) as conn, _immediate(conn):
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection for a single consistent read."""
-        with closing(self._connect()) as conn:
+    def _write(self) -> Iterator[Connection]:
+        """Yield a connection inside one write transaction, committed when the block ends."""
+        with self.database.write(_LOCK) as conn:
             yield conn
 
     def _now(self) -> str:
@@ -215,96 +183,62 @@ class Watchlist:
 
     def entries(self) -> list[Entry]:
         """Return every entry, sorted by symbol."""
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT symbol, active, note, added_at FROM symbols ORDER BY symbol"
-            ).fetchall()
+        from optscan.store.sql import watchlist as sql
+
         return [
-            Entry(
-                symbol=symbol,
-                active=bool(active),
-                note=note,
-                added_at=datetime.fromisoformat(added_at),
-            )
-            for symbol, active, note, added_at in rows
+            Entry(symbol, active=active, note=note, added_at=datetime.fromisoformat(added_at))
+            for symbol, active, note, added_at in self._read(sql.entries)
         ]
 
     def active_symbols(self) -> list[str]:
         """Return the active symbols, sorted."""
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT symbol FROM symbols WHERE active = 1 ORDER BY symbol"
-            ).fetchall()
-        return [symbol for (symbol,) in rows]
+        from optscan.store.sql import watchlist as sql
+
+        return self._read(sql.active_symbols)
 
     def add(self, symbols: Iterable[str], note: str = "") -> list[str]:
         """Add symbols (active, with `note`); return the newly added, leaving existing ones."""
+        from optscan.store.sql import watchlist as sql
+
         batch = normalize_symbols(symbols)
         clean_note = normalize_note(note)
-        added: list[str] = []
-        with self._transaction() as conn:
-            now = self._now()
-            for symbol in batch:
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO symbols (symbol, active, note, added_at) "
-                    "VALUES (?, 1, ?, ?)",
-                    (symbol, clean_note, now),
-                )
-                if cursor.rowcount == 1:
-                    added.append(symbol)
-        return added
+        with self._write() as conn:
+            return sql.insert(conn, batch, clean_note, self._now())
 
     def remove(self, symbols: Iterable[str] | str) -> list[str]:
         """Remove symbols and return them; if any is unknown raise UnknownSymbol, removing none."""
+        from optscan.store.sql import watchlist as sql
+
         batch = normalize_symbols(symbols)
-        with self._transaction() as conn:
+        with self._write() as conn:
             _require_known(conn, batch)
-            conn.executemany("DELETE FROM symbols WHERE symbol = ?", [(s,) for s in batch])
+            sql.delete(conn, batch)
         return batch
 
     def set_active(self, symbols: Iterable[str] | str, active: bool) -> list[str]:
         """Set the active flag; return the symbols whose flag changed. Unknown ones change none."""
+        from optscan.store.sql import watchlist as sql
+
         batch = normalize_symbols(symbols)
-        flag = 1 if active else 0
-        changed: list[str] = []
-        with self._transaction() as conn:
+        with self._write() as conn:
             _require_known(conn, batch)
-            for symbol in batch:
-                cursor = conn.execute(
-                    "UPDATE symbols SET active = ? WHERE symbol = ? AND active != ?",
-                    (flag, symbol, flag),
-                )
-                if cursor.rowcount == 1:
-                    changed.append(symbol)
-        return changed
+            return sql.set_active(conn, batch, active)
 
     def set_note(self, symbol: str, note: str) -> None:
         """Replace one symbol's note (empty clears it); raise UnknownSymbol if it is not listed."""
+        from optscan.store.sql import watchlist as sql
+
         clean_symbol = normalize_symbol(symbol)
         clean_note = normalize_note(note)
-        with self._transaction() as conn:
+        with self._write() as conn:
             _require_known(conn, [clean_symbol])
-            conn.execute("UPDATE symbols SET note = ? WHERE symbol = ?", (clean_note, clean_symbol))
+            sql.set_note(conn, clean_symbol, clean_note)
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Run the block in a BEGIN IMMEDIATE transaction, committing or rolling back."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _require_known(conn: sqlite3.Connection, batch: list[str]) -> None:
+def _require_known(conn: Connection, batch: list[str]) -> None:
     """Raise UnknownSymbol listing every symbol of `batch` not on the watchlist."""
-    unknown = [
-        symbol
-        for symbol in batch
-        if conn.execute("SELECT 1 FROM symbols WHERE symbol = ?", (symbol,)).fetchone() is None
-    ]
-    if unknown:
-        raise UnknownSymbol(unknown)
+    from optscan.store.sql import watchlist as sql
+
+    missing = sql.unknown(conn, batch)
+    if missing:
+        raise UnknownSymbol(missing)

@@ -105,7 +105,7 @@ class ScanEventStream(ServerSentEventsBlueprint):
         """Return the ScanEvents of the given, current or last registered app."""
         return self._hub(app).events
 
-    def publish(  # type: ignore[override]
+    def publish(
         self,
         data: dict,
         type: str | None = None,
@@ -125,7 +125,7 @@ class ScanEventStream(ServerSentEventsBlueprint):
             raise ValueError("a scan event needs a type")
         return events.publish(type, data)
 
-    def messages(self, channel: str | None = None) -> Iterator[Message]:  # type: ignore[override]
+    def messages(self, channel: str | None = None) -> Iterator[Message]:
         """Yield the live scan events as flask-sse Messages."""
         # Resolved now, not at the first next(): the caller may iterate in another thread.
         hub = self._hub()
