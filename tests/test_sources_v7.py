@@ -73,7 +73,8 @@ def test_every_recording_parses_to_its_raw_contents(path: Path) -> None:
     assert chain is not None
     assert chain.expiration == day_of(option["expirationDate"])
     assert chain.quote == answer.quote
-    for frame, contracts in ((chain.calls, option["calls"]), (chain.puts, option["puts"])):
+    for side, contracts in ((chain.calls, option["calls"]), (chain.puts, option["puts"])):
+        frame = side.frame()
         assert tuple(frame.columns) == CHAIN_COLUMNS
         assert len(frame) == len(contracts)
         for row, contract in zip(frame.itertuples(index=False), contracts, strict=True):
@@ -138,8 +139,8 @@ def test_missing_volume_and_open_interest_are_nan() -> None:
     assert chain is not None
     missing = [c["contractSymbol"] for c in raw["calls"] + raw["puts"] if "volume" not in c]
     assert missing, "this recording has contracts without volume"
-    frame = chain.calls.set_index("contractSymbol")
-    frame = frame.combine_first(chain.puts.set_index("contractSymbol"))
+    frame = chain.calls.frame().set_index("contractSymbol")
+    frame = frame.combine_first(chain.puts.frame().set_index("contractSymbol"))
     assert frame.loc[missing, "volume"].isna().all()
     assert frame["volume"].notna().sum() == len(frame) - len(missing)
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import math
 from datetime import UTC, date, datetime, time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
-import pandas as pd
+import orjson
 
 from .base import (
     CHAIN_COLUMNS,
     Chain,
+    Contracts,
     MalformedResponse,
     NoOptions,
     Quote,
@@ -20,8 +21,11 @@ from .base import (
     normalise_symbol,
 )
 
-# The numeric chain columns; contractSymbol is the only text column.
-_NUMERIC_COLUMNS = tuple(c for c in CHAIN_COLUMNS if c != "contractSymbol")
+# The numeric Contracts fields, in CHAIN_COLUMNS order after contractSymbol.
+_NUMERIC_FIELDS = tuple(Contracts.__dataclass_fields__)[1:]
+# JSON numbers decode to exactly these types (bool, a subclass of int, is not a number here).
+_NUMBER: frozenset[type] = frozenset({int, float})
+_NUMBER_OR_NONE: frozenset[type] = frozenset({int, float, type(None)})
 
 
 class V7Answer(NamedTuple):
@@ -47,8 +51,9 @@ def load_body(symbol: str, body: str | bytes | dict) -> dict:
     if isinstance(body, dict):
         return body
     try:
-        payload = json.loads(body)
-    except (ValueError, TypeError) as exc:
+        # orjson: ~4x json's speed on these bodies, and it refuses NaN and Infinity.
+        payload = orjson.loads(body)
+    except (orjson.JSONDecodeError, TypeError) as exc:
         raise MalformedResponse(symbol, f"answer is not JSON ({_excerpt(body)})") from exc
     if not isinstance(payload, dict):
         raise MalformedResponse(symbol, "answer is JSON but not an object")
@@ -132,23 +137,49 @@ def parse_expirations(result: dict) -> list[date]:
     return sorted({expiration_date(e) for e in result["expirationDates"]})
 
 
-def chain_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Return contracts as a frame of exactly CHAIN_COLUMNS (floats, NaN where Yahoo omits)."""
-    if isinstance(rows, pd.DataFrame):
-        frame = rows.reindex(columns=list(CHAIN_COLUMNS))
-        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-        out["contractSymbol"] = frame["contractSymbol"].astype(str).to_numpy()
-        for column in _NUMERIC_COLUMNS:
-            out[column] = pd.to_numeric(frame[column], errors="raise").astype("float64").to_numpy()
-        return out
-    # Column by column from the contracts: ~10x faster than a frame of dicts, which matters
-    # when a scan parses a chain per request. float64 arrays turn a missing value into NaN.
-    columns: dict[str, np.ndarray] = {
-        "contractSymbol": np.array([str(row.get("contractSymbol")) for row in rows], dtype=object)
-    }
-    for column in _NUMERIC_COLUMNS:
-        columns[column] = np.array([row.get(column) for row in rows], dtype=np.float64)
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)), columns=list(CHAIN_COLUMNS))
+def contracts_of(symbol: str, side: str, rows: Any) -> Contracts:
+    """Return one side's contracts of a v7 option as arrays, checking every value's type.
+
+    Raise MalformedResponse for a contract that is not an object, has no contractSymbol or
+    strike, or holds something other than a number (or null) in a numeric column.
+    """
+    if not isinstance(rows, list):
+        raise MalformedResponse(symbol, f"options[0].{side} is not a list")
+    if not {type(row) for row in rows} <= {dict}:
+        raise MalformedResponse(symbol, f"a contract in {side} is not an object")
+    # One pass over the contracts and one over the columns: type checks over sets of types and
+    # one 2-D array, ~10x faster than a check per value. A missing value (None) becomes NaN.
+    if not rows:
+        return Contracts.of()
+    names, *numbers = zip(*(map(row.get, CHAIN_COLUMNS) for row in rows), strict=True)
+    if not set(map(type, names)) <= {str}:
+        raise MalformedResponse(symbol, f"a contract in {side} has no contractSymbol")
+    if not set(map(type, numbers[0])) <= _NUMBER:
+        _refuse_column(symbol, names, CHAIN_COLUMNS[1], numbers[0], _NUMBER)
+    if not set(map(type, itertools.chain.from_iterable(numbers))) <= _NUMBER_OR_NONE:
+        for column, values in zip(CHAIN_COLUMNS[1:], numbers, strict=True):
+            _refuse_column(symbol, names, column, values, _NUMBER_OR_NONE)
+    table = np.array(numbers, dtype=np.float64).reshape(len(_NUMERIC_FIELDS), len(names))
+    # Only a body handed over as a dict (orjson refuses them) can hold inf or NaN here.
+    bad = np.isinf(table)
+    bad[0] |= np.isnan(table[0])  # a strike is never missing
+    if bad.any():
+        row, contract = np.argwhere(bad)[0]
+        raise MalformedResponse(
+            symbol, f"{names[contract]}.{CHAIN_COLUMNS[1 + row]} is not a number"
+        )
+    return Contracts(names, *table)
+
+
+def _refuse_column(
+    symbol: str, names: tuple[str, ...], column: str, values: tuple, allowed: frozenset[type]
+) -> None:
+    """Raise MalformedResponse for the first value of a column whose type is not allowed."""
+    for name, value in zip(names, values, strict=True):
+        if type(value) not in allowed:
+            if value is None:
+                raise MalformedResponse(symbol, f"{name} has no {column}")
+            raise MalformedResponse(symbol, f"{name}.{column} is not a number")
 
 
 def parse_v7(body: str | bytes | dict, symbol: str) -> V7Answer:
@@ -168,8 +199,8 @@ def parse_result(symbol: str, result: dict) -> V7Answer:
             symbol=symbol,
             expiration=expiration_date(option["expirationDate"]),
             quote=quote,
-            calls=chain_frame(option.get("calls", [])),
-            puts=chain_frame(option.get("puts", [])),
+            calls=contracts_of(symbol, "calls", option.get("calls", [])),
+            puts=contracts_of(symbol, "puts", option.get("puts", [])),
         )
     return V7Answer(quote, parse_expirations(result), chain)
 
@@ -178,22 +209,8 @@ def _check_option(symbol: str, option: Any) -> None:
     if not isinstance(option, dict) or not _is_int(option.get("expirationDate")):
         raise MalformedResponse(symbol, "options[0] has no expirationDate")
     for side in ("calls", "puts"):
-        contracts = option.get(side, [])
-        if not isinstance(contracts, list):
+        if not isinstance(option.get(side, []), list):
             raise MalformedResponse(symbol, f"options[0].{side} is not a list")
-        for contract in contracts:
-            if not isinstance(contract, dict):
-                raise MalformedResponse(symbol, f"a contract in {side} is not an object")
-            if not isinstance(contract.get("contractSymbol"), str):
-                raise MalformedResponse(symbol, f"a contract in {side} has no contractSymbol")
-            if not _is_number(contract.get("strike")):
-                raise MalformedResponse(symbol, f"{contract['contractSymbol']} has no strike")
-            for column in _NUMERIC_COLUMNS:
-                value = contract.get(column)
-                if value is not None and not _is_number(value):
-                    raise MalformedResponse(
-                        symbol, f"{contract['contractSymbol']}.{column} is not a number"
-                    )
 
 
 def _next_earnings(symbol: str, quote: dict, as_of: datetime) -> datetime | None:
@@ -227,11 +244,11 @@ def _describe_error(error: dict) -> str:
     return ": ".join(str(part) for part in (code, description) if part) or "unspecified"
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int | float]:
     # Yahoo's epochs are integers; accept 1.7e9-style floats that are whole.
     return _is_number(value) and float(value).is_integer()
 
