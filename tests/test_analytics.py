@@ -30,6 +30,7 @@ from optscan.core.bsm import bsm_delta, bsm_price, implied_vol, prob_otm
 from optscan.core.chain import analyze_chain, annualized_return_pct
 from optscan.core.expiry import EXPIRY_CLOSE, calendar_dte, expiry_close, years_to_expiry
 from optscan.core.market import NEW_YORK
+from optscan.core.models import INTEGER_FIELDS, MATCH_FIELDS
 from optscan.core.rules import call_delta_target
 from optscan.sources.base import Chain, Contracts, Quote
 
@@ -702,3 +703,32 @@ def test_the_market_forward_makes_the_quoted_yield_irrelevant(regular: Chain) ->
     assert not with_q["flags"].map(lambda f: "forward_fallback" in f).any()
     # The chain's own forward already holds whatever dividends the market expects.
     pd.testing.assert_frame_equal(with_q, without_q)
+
+
+@pytest.mark.parametrize("side", ["put", "call"])
+@pytest.mark.parametrize("only_valid", [True, False])
+def test_records_are_the_rows_as_json_ready_matches(
+    regular: Chain, side: str, only_valid: bool
+) -> None:
+    rows = analyze_chain(regular, side, risk_free_rate=RATE)
+    frame = rows.frame()
+    keep = rows.valid if only_valid else np.ones(len(rows), dtype=bool)
+    records = rows.records(keep if only_valid else None)
+    assert len(records) == keep.sum() > 0
+    json.dumps(records, allow_nan=False)  # NaN would fail here
+    for record, (_, row) in zip(records, frame[keep].iterrows(), strict=True):
+        assert tuple(record) == MATCH_FIELDS
+        for name in MATCH_FIELDS:
+            value = row[name]
+            if name == "expiration":
+                assert record[name] == value.isoformat()
+            elif name == "flags":
+                assert record[name] == list(value)
+            elif isinstance(value, float) and math.isnan(value):
+                assert record[name] is None, name
+            elif name in INTEGER_FIELDS:
+                assert type(record[name]) is int and record[name] == value, name
+            else:
+                assert record[name] == value, name
+    if not only_valid:
+        assert any(r["delta"] is None for r in records)
