@@ -21,7 +21,7 @@ from vollib.black_scholes_merton.greeks.analytical import delta as vollib_bsm_de
 from optscan.core.bsm import implied_vol
 from optscan.core.chain import analyze_chain, analyze_chains
 from optscan.core.expiry import years_to_expiry
-from optscan.core.forward import BAND_FLOOR, band, implied_forward
+from optscan.core.forward import BAND_FLOOR, Forward, band, implied_forward
 from optscan.core.market import NEW_YORK
 from optscan.sources.base import Chain, Contracts, Quote
 from optscan.sources.v7 import parse_v7
@@ -82,10 +82,8 @@ def with_quotes(contracts: Contracts, strike: float, **changes: float) -> Contra
     return dataclasses.replace(contracts, **arrays)
 
 
-def forward_of(chain: Chain):
-    t = years_to_expiry(chain.quote.as_of, chain.expiration)
-    quote = chain.quote
-    return implied_forward(chain.calls, chain.puts, quote.price, t, RATE, quote.dividend_yield)
+def forward_of(chain: Chain) -> Forward:
+    return implied_forward(chain, RATE)
 
 
 CARRIES = [(0.0, 0.0), (0.03, 0.0), (0.0, 0.25), (0.015, 0.60), (0.08, -0.02)]

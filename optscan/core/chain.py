@@ -29,7 +29,7 @@ from scipy.special import ndtr
 
 from optscan.core.bsm import black_d1, black_implied_vol
 from optscan.core.expiry import calendar_dte, expiry_close, years_to_expiry
-from optscan.core.forward import Forward, implied_forward, two_sided_mid
+from optscan.core.forward import Forward, implied_forwards, two_sided_mid
 from optscan.core.models import INTEGER_FIELDS, MATCH_FIELDS, Match, Side
 from optscan.sources.base import Chain
 
@@ -125,22 +125,18 @@ class ChainRows:
         """Return the rows (those where keep is True) as JSON-ready Match dicts, NaN as None."""
         index = np.arange(len(self)) if keep is None else np.flatnonzero(keep)
         n = index.size
+        iso = {day: day.isoformat() for day in set(self.expiration[index].tolist())}
         columns: dict[str, list[Any]] = {
             "symbol": [self.symbol] * n,
             "side": [self.side] * n,
             "contract": self.contract[index].tolist(),
-            "expiration": [day.isoformat() for day in self.expiration[index]],
+            "expiration": [iso[day] for day in self.expiration[index].tolist()],
             "flags": _flag_lists(self.flag_bits[index]),
         }
         for name in MATCH_FIELDS:
             if name not in columns:
-                values = getattr(self, name)[index].tolist()
-                if name in INTEGER_FIELDS:
-                    columns[name] = [None if v != v else int(v) for v in values]
-                else:
-                    columns[name] = [None if v != v else v for v in values]  # v != v: NaN
-        ordered = [columns[name] for name in MATCH_FIELDS]
-        rows = zip(*ordered, strict=True)
+                columns[name] = _json_numbers(getattr(self, name)[index], name in INTEGER_FIELDS)
+        rows = zip(*(columns[name] for name in MATCH_FIELDS), strict=True)
         return [dict(zip(MATCH_FIELDS, values, strict=True)) for values in rows]  # type: ignore[misc]
 
     def frame(self) -> pd.DataFrame:
@@ -164,6 +160,19 @@ class ChainRows:
             if name not in data:
                 data[name] = getattr(self, name)
         return pd.DataFrame(data, columns=list(OUTPUT_COLUMNS))
+
+
+def _json_numbers(values: NDArray, integers: bool) -> list[Any]:
+    """Return the values as Python numbers (ints when asked), NaN as None."""
+    missing = np.isnan(values) if values.dtype.kind == "f" else None
+    if missing is None or not missing.any():
+        return (values.astype(np.int64) if integers else values).tolist()
+    numbers = values.tolist()
+    for i in np.flatnonzero(missing).tolist():
+        numbers[i] = None
+    if integers:
+        return [None if v is None else int(v) for v in numbers]
+    return numbers
 
 
 _FLAG_LISTS: dict[int, tuple[str, ...]] = {}
@@ -227,14 +236,12 @@ def analyze_chains(
     sizes = [len(contracts) for contracts in sides]
 
     # Per expiration: time, forward, and the flags that hold for every contract of it.
+    priced = implied_forwards(chains, risk_free_rate)
     forwards: dict[date, Forward] = {}
     per_chain = []
-    for chain in chains:
+    for chain, priced_on in zip(chains, priced, strict=True):
         quote = chain.quote
         t = years_to_expiry(quote.as_of, chain.expiration)
-        priced_on = implied_forward(
-            chain.calls, chain.puts, quote.price, t, risk_free_rate, quote.dividend_yield
-        )
         forwards[chain.expiration] = priced_on
         close = expiry_close(chain.expiration)
         bits = _BIT["expired"] if t <= 0 else 0
@@ -269,7 +276,7 @@ def analyze_chains(
 
     strike, bid, ask, vendor_iv = (joined(n) for n in ("strike", "bid", "ask", "vendor_iv"))
     contract = np.array([c for contracts in sides for c in contracts.contract], dtype=object)
-    mid = np.concatenate([two_sided_mid(contracts) for contracts in sides])
+    mid = two_sided_mid(bid, ask)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         has_bid = bid > 0  # NaN compares False: a missing bid is no bid

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from optscan.sources.base import Contracts
+from optscan.core.expiry import years_to_expiry
+from optscan.sources.base import Chain, Contracts
 
 PAIRS = 3  # strikes the median is taken over
 # band(T) = max(BAND_FLOOR, BAND_PER_SQRT_YEAR * sqrt(T)): how far from spot (a fraction of it)
@@ -62,12 +64,9 @@ def band(t_years: float) -> float:
     return max(BAND_FLOOR, BAND_PER_SQRT_YEAR * math.sqrt(max(t_years, 0.0)))
 
 
-def two_sided_mid(contracts: Contracts) -> NDArray[np.float64]:
+def two_sided_mid(bid: NDArray[np.float64], ask: NDArray[np.float64]) -> NDArray[np.float64]:
     """Return each contract's mid price, NaN without a two-sided quote (bid > 0, ask >= bid)."""
-    bid, ask = contracts.bid, contracts.ask
-    with np.errstate(invalid="ignore"):
-        quoted = (bid > 0) & (ask >= bid)
-    return np.where(quoted, 0.5 * (bid + ask), np.nan)
+    return np.where((bid > 0) & (ask >= bid), 0.5 * (bid + ask), np.nan)  # NaN compares False
 
 
 def fallback_forward(spot: float, t_years: float, rate: float, dividend_yield: float) -> Forward:
@@ -76,38 +75,55 @@ def fallback_forward(spot: float, t_years: float, rate: float, dividend_yield: f
     return Forward(spot * math.exp(carry * max(t_years, 0.0)), carry, "fallback", 0)
 
 
-def implied_forward(
-    calls: Contracts,
-    puts: Contracts,
-    spot: float,
-    t_years: float,
-    rate: float,
-    dividend_yield: float,
-) -> Forward:
-    """Return the forward put-call parity implies near the money, else the fallback one."""
-    if not (t_years > 0 and spot > 0) or calls.empty or puts.empty:
-        return fallback_forward(spot, t_years, rate, dividend_yield)
-    width = band(t_years)
-    growth = math.exp(rate * t_years)  # 1 / D
-    # Few strikes lie within the band: match them in Python, cheaper than set operations.
-    put_mids = dict(_near(puts, spot, width))
-    candidates = []  # (distance of the strike to spot, forward implied there)
-    for strike, call_mid in _near(calls, spot, width):
-        put_mid = put_mids.get(strike)
-        if put_mid is not None:
-            implied = strike + (call_mid - put_mid) * growth
-            if abs(implied / spot - 1.0) <= width:
-                candidates.append((abs(strike - spot), implied))
-    if not candidates:
-        return fallback_forward(spot, t_years, rate, dividend_yield)
-    nearest = [implied for _, implied in sorted(candidates)[:PAIRS]]
-    forward = statistics.median(nearest)
-    return Forward(forward, math.log(forward / spot) / t_years, "market", len(nearest))
+def implied_forward(chain: Chain, rate: float) -> Forward:
+    """Return the forward of one expiration: implied near the money, else the fallback one."""
+    return implied_forwards([chain], rate)[0]
 
 
-def _near(contracts: Contracts, spot: float, width: float) -> list[tuple[float, float]]:
-    """Return (strike, mid) of the two-sided contracts with |K/S - 1| <= width."""
-    mid = two_sided_mid(contracts)
-    with np.errstate(invalid="ignore"):
-        near = np.flatnonzero((np.abs(contracts.strike / spot - 1.0) <= width) & (mid == mid))
-    return list(zip(contracts.strike[near].tolist(), mid[near].tolist(), strict=True))
+def implied_forwards(chains: Sequence[Chain], rate: float) -> list[Forward]:
+    """Return each chain's forward: implied near the money, else the fallback one.
+
+    One vectorised pass over all the chains finds the near-the-money two-sided quotes; the
+    few it finds are paired up per chain in Python.
+    """
+    times = [years_to_expiry(chain.quote.as_of, chain.expiration) for chain in chains]
+    spots = [chain.quote.price for chain in chains]
+    widths = [band(t) for t in times]
+    call_quotes = _near_quotes([c.calls for c in chains], spots, widths)
+    put_quotes = dict(_near_quotes([c.puts for c in chains], spots, widths))
+    candidates: list[list[tuple[float, float]]] = [[] for _ in chains]
+    for key, call_mid in call_quotes:
+        put_mid = put_quotes.get(key)
+        if put_mid is None:
+            continue
+        n, strike = key
+        spot, t = spots[n], times[n]
+        implied = strike + (call_mid - put_mid) * math.exp(rate * t)
+        if abs(implied / spot - 1.0) <= widths[n]:
+            candidates[n].append((abs(strike - spot), implied))
+    forwards = []
+    for chain, t, spot, found in zip(chains, times, spots, candidates, strict=True):
+        if found and t > 0 and spot > 0:
+            nearest = [implied for _, implied in sorted(found)[:PAIRS]]
+            forward = statistics.median(nearest)
+            forwards.append(Forward(forward, math.log(forward / spot) / t, "market", len(nearest)))
+        else:
+            forwards.append(fallback_forward(spot, t, rate, chain.quote.dividend_yield))
+    return forwards
+
+
+def _near_quotes(
+    sides: Sequence[Contracts], spots: Sequence[float], widths: Sequence[float]
+) -> list[tuple[tuple[int, float], float]]:
+    """Return ((chain number, strike), mid) of the two-sided quotes with |K/S - 1| <= width."""
+    sizes = [len(side) for side in sides]
+    strike = np.concatenate([side.strike for side in sides])
+    bid = np.concatenate([side.bid for side in sides])
+    ask = np.concatenate([side.ask for side in sides])
+    spot = np.repeat(spots, sizes)
+    # NaN compares False: a missing bid or ask is no two-sided quote.
+    near = (np.abs(strike / spot - 1.0) <= np.repeat(widths, sizes)) & (bid > 0) & (ask >= bid)
+    index = np.flatnonzero(near)
+    chain_of = np.repeat(np.arange(len(sides)), sizes)[index].tolist()
+    mids = (0.5 * (bid[index] + ask[index])).tolist()
+    return list(zip(zip(chain_of, strike[index].tolist(), strict=True), mids, strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from datetime import UTC, date, datetime, time
@@ -41,8 +42,10 @@ def expiration_epoch(day: date) -> int:
     return int(datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp())
 
 
+@functools.lru_cache(maxsize=4096)
 def expiration_date(epoch: int) -> date:
     """Return the expiration day of one of Yahoo's expiration epochs (00:00 UTC)."""
+    # Cached: every body lists the symbol's expirations again, and symbols share them.
     return datetime.fromtimestamp(epoch, UTC).date()
 
 
@@ -91,7 +94,10 @@ def result_of(symbol: str, payload: dict) -> dict:
     if isinstance(underlying, str) and underlying.upper() != symbol:
         raise MalformedResponse(symbol, f"answer is for {underlying}, not {symbol}")
     dates = result.get("expirationDates")
-    if not isinstance(dates, list) or not all(_is_int(e) for e in dates):
+    # Integers are the common case, checked at once; whole floats (1.7e9) pass one by one.
+    if not isinstance(dates, list) or not (
+        set(map(type, dates)) <= {int} or all(_is_int(e) for e in dates)
+    ):
         raise MalformedResponse(symbol, "expirationDates is not a list of epoch seconds")
     if not isinstance(result.get("quote"), dict):
         raise MalformedResponse(symbol, "answer has no quote object")
