@@ -18,13 +18,13 @@ import pytest
 from vollib.black import black as vollib_black
 from vollib.black_scholes_merton.greeks.analytical import delta as vollib_bsm_delta
 
+from bench.pipeline import iv_agreement
 from optscan.core.bsm import implied_vol
 from optscan.core.chain import analyze_chain, analyze_chains
 from optscan.core.expiry import years_to_expiry
 from optscan.core.forward import BAND_FLOOR, Forward, band, implied_forward
 from optscan.core.market import NEW_YORK
 from optscan.sources.base import Chain, Contracts, Quote
-from optscan.sources.v7 import parse_v7
 
 AS_OF = datetime(2026, 3, 2, 14, 30, tzinfo=NEW_YORK)
 SPOT = 200.0
@@ -236,41 +236,11 @@ def test_each_expiration_of_a_symbol_has_its_own_forward() -> None:
 # --- the recorded chains --------------------------------------------------------------------
 
 
-def iv_gaps(chain: Chain, *, market: bool) -> dict[float, float]:
-    """Return |IV_call - IV_put| per strike where both legs have an IV solved from the mid.
-
-    market=False prices off spot and the quoted yield (each side analysed without the other,
-    so that no strike pairs up and the forward falls back), as optscan did before.
-    """
-    if market:
-        calls = analyze_chain(chain, "call", risk_free_rate=RATE)
-        puts = analyze_chain(chain, "put", risk_free_rate=RATE)
-    else:
-        none = chain.puts.take([])
-        calls = analyze_chain(dataclasses.replace(chain, puts=none), "call", risk_free_rate=RATE)
-        puts = analyze_chain(dataclasses.replace(chain, calls=none), "put", risk_free_rate=RATE)
-    call_iv = {k: v for k, v, m in zip(calls.strike, calls.iv, calls.iv_from_mid, strict=True) if m}
-    return {
-        k: abs(call_iv[k] - v)
-        for k, v, m in zip(puts.strike, puts.iv, puts.iv_from_mid, strict=True)
-        if m and v == v and call_iv.get(k, math.nan) == call_iv.get(k, math.nan)
-    }
-
-
 def test_call_and_put_ivs_agree_better_on_the_recorded_chains() -> None:
-    # The ten AAPL expirations recorded Aug-Oct 2025 (options_v7_AAPL.json repeats one).
-    before, after = [], []
-    for path in sorted((FIXTURES / "gramistella__yfinance-rs").glob("options_v7_AAPL_*.json")):
-        chain = parse_v7(path.read_bytes(), "AAPL").chain
-        assert chain is not None
-        spot = chain.quote.price
-        old, new = iv_gaps(chain, market=False), iv_gaps(chain, market=True)
-        for k in old.keys() & new.keys():
-            if abs(k / spot - 1) <= 0.05:  # near the money, where both legs trade
-                before.append(old[k])
-                after.append(new[k])
+    # The ten AAPL expirations recorded Aug-Oct 2025; near the money, where both legs trade.
+    before, after = iv_agreement()["near"]
     assert len(before) >= 50
-    # Measured: 1.7 vol points before, 0.5 after (BENCHMARKS.md has the figures).
+    # Measured: 1.7 vol points before, 0.5 after (BENCHMARKS.md, table 2c).
     assert np.median(after) < 0.5 * np.median(before)
 
 

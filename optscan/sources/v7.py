@@ -1,15 +1,21 @@
-"""Parse and check Yahoo's /v7/finance/options answer (the body yfinance reads too)."""
+"""Parse and check Yahoo's /v7/finance/options answer (the body yfinance reads too).
+
+The body is decoded straight into the typed structs below (msgspec): the decoder checks every
+value's type as it goes (a contract's numbers are numbers or null, its strike and symbol are
+there) and skips the fields optscan does not read, about 3x faster than decoding to dicts and
+checking them after. The checks that are not about types follow in result_of and parse_quote.
+"""
 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from datetime import UTC, date, datetime, time
+from operator import attrgetter
 from typing import Any, NamedTuple, TypeGuard
 
+import msgspec
 import numpy as np
-import orjson
 
 from .base import (
     CHAIN_COLUMNS,
@@ -22,11 +28,61 @@ from .base import (
     normalise_symbol,
 )
 
-# The numeric Contracts fields, in CHAIN_COLUMNS order after contractSymbol.
-_NUMERIC_FIELDS = tuple(Contracts.__dataclass_fields__)[1:]
-# JSON numbers decode to exactly these types (bool, a subclass of int, is not a number here).
-_NUMBER: frozenset[type] = frozenset({int, float})
-_NUMBER_OR_NONE: frozenset[type] = frozenset({int, float, type(None)})
+
+class V7Contract(msgspec.Struct, gc=False):
+    """One contract as Yahoo sends it (the fields optscan reads, Yahoo's names: CHAIN_COLUMNS)."""
+
+    contractSymbol: str  # Yahoo's field names, as CHAIN_COLUMNS has them
+    strike: float
+    bid: float | None = None
+    ask: float | None = None
+    lastPrice: float | None = None
+    volume: float | None = None
+    openInterest: float | None = None
+    impliedVolatility: float | None = None
+
+
+class V7Option(msgspec.Struct):
+    """One expiration's calls and puts."""
+
+    expirationDate: int | float
+    calls: list[V7Contract] = msgspec.field(default_factory=list)
+    puts: list[V7Contract] = msgspec.field(default_factory=list)
+
+
+class V7Result(msgspec.Struct):
+    """optionChain.result[0]: the quote, the listed expirations and at most one chain."""
+
+    quote: dict[str, Any]
+    expirationDates: list[int | float]
+    underlyingSymbol: str | None = None
+    options: list[V7Option] = msgspec.field(default_factory=list)
+
+
+class V7OptionChain(msgspec.Struct):
+    """optionChain: the results, or the error Yahoo reports."""
+
+    result: list[V7Result] | None = None
+    error: Any = None
+
+
+class V7Finance(msgspec.Struct):
+    """finance: where Yahoo reports an error instead of an option chain (e.g. a bad crumb)."""
+
+    error: Any = None
+
+
+class V7Body(msgspec.Struct):
+    """A whole v7 answer."""
+
+    optionChain: V7OptionChain | None = None
+    finance: V7Finance | None = None
+
+
+_DECODER = msgspec.json.Decoder(V7Body)
+# A contract's numbers in Contracts field order (CHAIN_COLUMNS after contractSymbol).
+_NUMBERS = attrgetter(*CHAIN_COLUMNS[1:])
+_NAME = attrgetter("contractSymbol")
 
 
 class V7Answer(NamedTuple):
@@ -43,69 +99,55 @@ def expiration_epoch(day: date) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def expiration_date(epoch: int) -> date:
+def expiration_date(epoch: int | float) -> date:
     """Return the expiration day of one of Yahoo's expiration epochs (00:00 UTC)."""
     # Cached: every body lists the symbol's expirations again, and symbols share them.
     return datetime.fromtimestamp(epoch, UTC).date()
 
 
-def load_body(symbol: str, body: str | bytes | dict) -> dict:
-    """Return a raw v7 body as a dict, or raise MalformedResponse if it is not a JSON object."""
-    if isinstance(body, dict):
-        return body
+def load_body(symbol: str, body: str | bytes | dict) -> V7Body:
+    """Return a raw v7 body decoded and type-checked, or raise MalformedResponse."""
     try:
-        # orjson: ~4x json's speed on these bodies, and it refuses NaN and Infinity.
-        payload = orjson.loads(body)
-    except (orjson.JSONDecodeError, TypeError) as exc:
+        if isinstance(body, dict):
+            return msgspec.convert(body, V7Body)
+        return _DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise MalformedResponse(symbol, f"answer is not the v7 shape: {exc}") from exc
+    except (msgspec.DecodeError, TypeError) as exc:
         raise MalformedResponse(symbol, f"answer is not JSON ({_excerpt(body)})") from exc
-    if not isinstance(payload, dict):
-        raise MalformedResponse(symbol, "answer is JSON but not an object")
-    return payload
 
 
-def result_of(symbol: str, payload: dict) -> dict:
-    """Return optionChain.result[0] after checking the whole body's shape.
+def result_of(symbol: str, payload: V7Body) -> V7Result:
+    """Return optionChain.result[0] after checking what the types alone do not.
 
     Raise MalformedResponse for anything that is not the v7 shape, SourceError for an error
     Yahoo reports inside the body, and NoOptions for an empty result list (what Yahoo sends
     for a symbol it lists no options for, or does not know).
     """
-    if "optionChain" not in payload:
-        error = (payload.get("finance") or {}).get("error") if "finance" in payload else None
+    chain = payload.optionChain
+    if chain is None:
+        error = payload.finance.error if payload.finance is not None else None
         if isinstance(error, dict):
             raise SourceError(symbol, f"Yahoo error: {_describe_error(error)}")
-        raise MalformedResponse(symbol, f"no optionChain in answer (keys: {sorted(payload)[:5]})")
-    chain = payload["optionChain"]
-    if not isinstance(chain, dict):
-        raise MalformedResponse(symbol, "optionChain is not an object")
-    if chain.get("error"):
-        error = chain["error"]
-        detail = _describe_error(error) if isinstance(error, dict) else str(error)
+        raise MalformedResponse(symbol, "no optionChain in answer")
+    if chain.error:
+        detail = _describe_error(chain.error) if isinstance(chain.error, dict) else chain.error
         raise SourceError(symbol, f"Yahoo error: {detail}")
-    results = chain.get("result")
-    if not isinstance(results, list):
+    if chain.result is None:
         raise MalformedResponse(symbol, "optionChain.result is not a list")
-    if not results:
+    if not chain.result:
         raise NoOptions(symbol, "Yahoo returned no result (unknown symbol or no listed options)")
-    result = results[0]
-    if not isinstance(result, dict):
-        raise MalformedResponse(symbol, "optionChain.result[0] is not an object")
-    underlying = result.get("underlyingSymbol")
-    if isinstance(underlying, str) and underlying.upper() != symbol:
+    result = chain.result[0]
+    underlying = result.underlyingSymbol
+    if underlying is not None and underlying.upper() != symbol:
         raise MalformedResponse(symbol, f"answer is for {underlying}, not {symbol}")
-    dates = result.get("expirationDates")
-    # Integers are the common case, checked at once; whole floats (1.7e9) pass one by one.
-    if not isinstance(dates, list) or not (
-        set(map(type, dates)) <= {int} or all(_is_int(e) for e in dates)
-    ):
+    dates = result.expirationDates
+    # Integers, the usual case, are checked at once; whole floats (1.7e9) one by one.
+    if not (set(map(type, dates)) <= {int} or all(_is_int(e) for e in dates)):
         raise MalformedResponse(symbol, "expirationDates is not a list of epoch seconds")
-    if not isinstance(result.get("quote"), dict):
-        raise MalformedResponse(symbol, "answer has no quote object")
-    options = result.get("options", [])
-    if not isinstance(options, list):
-        raise MalformedResponse(symbol, "options is not a list")
-    for option in options[:1]:
-        _check_option(symbol, option)
+    for option in result.options[:1]:
+        if not _is_int(option.expirationDate):
+            raise MalformedResponse(symbol, "options[0] has no expirationDate")
     return result
 
 
@@ -138,35 +180,19 @@ def parse_quote(symbol: str, quote: dict) -> Quote:
     )
 
 
-def parse_expirations(result: dict) -> list[date]:
+def parse_expirations(result: V7Result) -> list[date]:
     """Return the listed expirations of a checked result, nearest first, without repeats."""
-    return sorted({expiration_date(e) for e in result["expirationDates"]})
+    return sorted({expiration_date(e) for e in result.expirationDates})
 
 
-def contracts_of(symbol: str, side: str, rows: Any) -> Contracts:
-    """Return one side's contracts of a v7 option as arrays, checking every value's type.
-
-    Raise MalformedResponse for a contract that is not an object, has no contractSymbol or
-    strike, or holds something other than a number (or null) in a numeric column.
-    """
-    if not isinstance(rows, list):
-        raise MalformedResponse(symbol, f"options[0].{side} is not a list")
-    if not {type(row) for row in rows} <= {dict}:
-        raise MalformedResponse(symbol, f"a contract in {side} is not an object")
-    # One pass over the contracts and one over the columns: type checks over sets of types and
-    # one 2-D array, ~10x faster than a check per value. A missing value (None) becomes NaN.
-    if not rows:
+def contracts_of(symbol: str, contracts: list[V7Contract]) -> Contracts:
+    """Return decoded contracts as arrays (a missing number becomes NaN)."""
+    if not contracts:
         return Contracts.of()
-    names, *numbers = zip(*(map(row.get, CHAIN_COLUMNS) for row in rows), strict=True)
-    if not set(map(type, names)) <= {str}:
-        raise MalformedResponse(symbol, f"a contract in {side} has no contractSymbol")
-    if not set(map(type, numbers[0])) <= _NUMBER:
-        _refuse_column(symbol, names, CHAIN_COLUMNS[1], numbers[0], _NUMBER)
-    if not set(map(type, itertools.chain.from_iterable(numbers))) <= _NUMBER_OR_NONE:
-        for column, values in zip(CHAIN_COLUMNS[1:], numbers, strict=True):
-            _refuse_column(symbol, names, column, values, _NUMBER_OR_NONE)
-    table = np.array(numbers, dtype=np.float64).reshape(len(_NUMERIC_FIELDS), len(names))
-    # Only a body handed over as a dict (orjson refuses them) can hold inf or NaN here.
+    # One C-level pass over the contracts: a tuple of numbers each, then one 2-D array.
+    table = np.array(list(map(_NUMBERS, contracts)), dtype=np.float64).T.copy()
+    names = tuple(map(_NAME, contracts))
+    # Only a body handed over as data (msgspec.convert) can hold inf or NaN: JSON cannot.
     bad = np.isinf(table)
     bad[0] |= np.isnan(table[0])  # a strike is never missing
     if bad.any():
@@ -177,46 +203,26 @@ def contracts_of(symbol: str, side: str, rows: Any) -> Contracts:
     return Contracts(names, *table)
 
 
-def _refuse_column(
-    symbol: str, names: tuple[str, ...], column: str, values: tuple, allowed: frozenset[type]
-) -> None:
-    """Raise MalformedResponse for the first value of a column whose type is not allowed."""
-    for name, value in zip(names, values, strict=True):
-        if type(value) not in allowed:
-            if value is None:
-                raise MalformedResponse(symbol, f"{name} has no {column}")
-            raise MalformedResponse(symbol, f"{name}.{column} is not a number")
-
-
 def parse_v7(body: str | bytes | dict, symbol: str) -> V7Answer:
     """Return (quote, expirations, chain or None) of one raw v7 body, checking its shape."""
     symbol = normalise_symbol(symbol)
     return parse_result(symbol, result_of(symbol, load_body(symbol, body)))
 
 
-def parse_result(symbol: str, result: dict) -> V7Answer:
+def parse_result(symbol: str, result: V7Result) -> V7Answer:
     """Return (quote, expirations, chain or None) of a result that result_of() has checked."""
-    quote = parse_quote(symbol, result["quote"])
+    quote = parse_quote(symbol, result.quote)
     chain = None
-    options = result.get("options", [])
-    if options:
-        option = options[0]
+    if result.options:
+        option = result.options[0]
         chain = Chain(
             symbol=symbol,
-            expiration=expiration_date(option["expirationDate"]),
+            expiration=expiration_date(option.expirationDate),
             quote=quote,
-            calls=contracts_of(symbol, "calls", option.get("calls", [])),
-            puts=contracts_of(symbol, "puts", option.get("puts", [])),
+            calls=contracts_of(symbol, option.calls),
+            puts=contracts_of(symbol, option.puts),
         )
     return V7Answer(quote, parse_expirations(result), chain)
-
-
-def _check_option(symbol: str, option: Any) -> None:
-    if not isinstance(option, dict) or not _is_int(option.get("expirationDate")):
-        raise MalformedResponse(symbol, "options[0] has no expirationDate")
-    for side in ("calls", "puts"):
-        if not isinstance(option.get(side, []), list):
-            raise MalformedResponse(symbol, f"options[0].{side} is not a list")
 
 
 def _next_earnings(symbol: str, quote: dict, as_of: datetime) -> datetime | None:

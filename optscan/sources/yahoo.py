@@ -45,6 +45,7 @@ from .base import Chain, EmptyChain, MalformedResponse, NoOptions, Quote, RateLi
 from .policy import CircuitBreaker, FetchPolicy
 from .v7 import (
     V7Answer,
+    V7Result,
     expiration_epoch,
     load_body,
     normalise_symbol,
@@ -177,7 +178,7 @@ class _SourceData(YfData, metaclass=_OnePerSource):
         """Return Yahoo's answer to a v7 request once it is known to be a v7 answer."""
         return self.fetch(url, params)[0]
 
-    def fetch(self, url: str, params: dict | None = None) -> tuple[Any, dict]:
+    def fetch(self, url: str, params: dict | None = None) -> tuple[Any, V7Result]:
         """Return Yahoo's answer to a v7 request and its checked optionChain.result[0]."""
         symbol = urlsplit(url).path.rsplit("/", 1)[-1]
         if self._policy is None:
@@ -188,7 +189,7 @@ class _SourceData(YfData, metaclass=_OnePerSource):
 
     def _fetch_with_retries(
         self, symbol: str, url: str, params: dict | None, policy: FetchPolicy
-    ) -> tuple[Any, dict]:
+    ) -> tuple[Any, V7Result]:
         assert self.breaker is not None
         attempts = policy.max_retries + 1
         for attempt in range(1, attempts + 1):
@@ -236,7 +237,7 @@ def _final_error(symbol: str, failure: Exception, attempts: int, timeout: float)
     return SourceError(symbol, f"request to Yahoo failed: {_first_sentence(failure)} ({tries})")
 
 
-def _check_response(symbol: str, response: Any) -> dict:
+def _check_response(symbol: str, response: Any) -> V7Result:
     status = response.status_code
     if status == 429:
         raise RateLimited(symbol, "Yahoo answered 429 Too Many Requests")
