@@ -18,18 +18,26 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 
 from bench.report import Table, count, ratio, seconds
+from optscan.config import DEFAULTS
+from optscan.core.market import MarketCalendar
+from optscan.core.rules import Rules
+from optscan.core.scan import ScanEnv, perform_scan
+from optscan.sources.replay import ReplaySource
 from optscan.store.redisserver import EmbeddedRedis
+from optscan.store.watchlist import Watchlist
 from tests.replaydirs import build_replay_dir
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDED = "AAPL"
 SIZES = (20, 50, 100, 200, 500)
 SMOKE_SIZES = (2, 4)
+NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # the scans are forced; this only stamps them
 # `python -m flask ...` that reports its own peak RSS (KiB) on stderr as it exits.
 _REPORTING_FLASK = (
     "import atexit, resource, runpy, sys;"
@@ -91,12 +99,29 @@ def scan_once(
     return result, wall, peak_kib / 1024, written
 
 
+def scan_in_process(root: Path, symbols: list[str], tmp: Path) -> tuple[float, float, dict]:
+    """Return (wall s, CPU s, counts) of perform_scan alone: no live events, nothing stored."""
+    env = ScanEnv(
+        source=ReplaySource(root),
+        watchlist=Watchlist(tmp / f"watchlist-{uuid.uuid4().hex[:8]}.sqlite3", seed=()),
+        calendar=MarketCalendar(),
+        rules=Rules().overridden("put", min_return_pct=0, max_delta=1),
+        risk_free_rate=DEFAULTS["RISK_FREE_RATE_PCT"] / 100,
+        wide_spread_pct=DEFAULTS["WIDE_SPREAD_PCT"],
+        clock=lambda: NOW,
+        concurrency=DEFAULTS["SCAN_CONCURRENCY"],
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    result = perform_scan(symbols, force=True, env=env)
+    return time.perf_counter() - started, time.process_time() - cpu, dict(result.counts())
+
+
 def run(smoke: bool = False) -> list[Table]:
-    """Scan each size once and return the table."""
+    """Scan each size once through `flask scan` and once in process; return both tables."""
     sizes = SMOKE_SIZES if smoke else SIZES
     tmp = Path(tempfile.mkdtemp(prefix="optscan-bench-"))  # short: a unix socket lives here
     redis_server = EmbeddedRedis(tmp / "redis")
-    rows = []
+    rows, core = [], []
     try:
         recorded = build_replay_dir(tmp / "recorded", "aapl")
         redis_url = redis_server.ensure_running()
@@ -104,16 +129,52 @@ def run(smoke: bool = False) -> list[Table]:
             symbols = symbol_names(n)
             root = tmp / f"replay-{n}"
             build_symbols(root, recorded, symbols)
-            result, wall, peak, written = scan_once(root, symbols, tmp, redis_url)
-            counts = result["counts"]
+            wall, cpu, counts = scan_in_process(root, symbols, tmp)
             if counts["scanned"] != n:
-                raise RuntimeError(f"{n} symbols: scanned {counts['scanned']}")
-            rows.append((n, counts, result["duration_s"], wall, peak, written))
+                raise RuntimeError(f"{n} symbols in process: scanned {counts['scanned']}")
+            core.append((n, counts, wall, cpu))
+            result, process_wall, peak, written = scan_once(root, symbols, tmp, redis_url)
+            if result["counts"]["scanned"] != n:
+                raise RuntimeError(f"{n} symbols: scanned {result['counts']['scanned']}")
+            rows.append((n, result["counts"], result["duration_s"], process_wall, peak, written))
             shutil.rmtree(root)
     finally:
         redis_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return [_table(rows)]
+    return [_table(rows), _core_table(core)]
+
+
+def _core_table(rows: list[tuple[int, dict, float, float]]) -> Table:
+    table = Table(
+        "(5b) Scan scale, the scan alone: perform_scan in process, no live events, nothing stored",
+        [
+            "symbols",
+            "contracts",
+            "matches",
+            "wall s",
+            "contracts/s",
+            "CPU s",
+            "wall vs the first row",
+        ],
+    )
+    first = rows[0][2]
+    for n, counts, wall, cpu in rows:
+        table.add(
+            count(n),
+            count(counts["contracts"]),
+            count(counts["matches"]),
+            seconds(wall),
+            count(counts["contracts"] / wall),
+            seconds(cpu),
+            ratio(wall / first),
+        )
+    table.notes += [
+        "The same replayed symbols and rules as (5), scanned by perform_scan in this process"
+        " with the default workers and no result store or progress callback: fetching,"
+        " parsing, analysis and rows, without the live events and the stored result that"
+        " `flask scan` adds (the difference between the two tables is that path).",
+    ]
+    return table
 
 
 def _table(rows: list[tuple[int, dict, float, float, float, int]]) -> Table:
