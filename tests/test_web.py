@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from optscan.core.scan import MATCH_FIELDS, perform_scan
+from optscan.core.models import MATCH_FIELDS
+from optscan.core.scan import perform_scan
 from optscan.jobs.live import LiveScan
 from optscan.jobs.scanjob import new_holder, wait_for_background_scans
 from optscan.store.lock import ScanLock
