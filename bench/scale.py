@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench.report import Table, count, ratio, seconds
+from bench.report import Table, count, median, ratio, seconds
 from optscan.config import DEFAULTS
 from optscan.core.market import MarketCalendar
 from optscan.core.rules import Rules
@@ -117,36 +117,45 @@ def scan_in_process(root: Path, symbols: list[str], tmp: Path) -> tuple[float, f
 
 
 def run(smoke: bool = False) -> list[Table]:
-    """Scan each size once through `flask scan` and once in process; return both tables."""
+    """Scan each size in process (median of repeats) and once through `flask scan`."""
     sizes = SMOKE_SIZES if smoke else SIZES
+    repeats = 1 if smoke else 3
     tmp = Path(tempfile.mkdtemp(prefix="optscan-bench-"))  # short: a unix socket lives here
     redis_server = EmbeddedRedis(tmp / "redis")
-    rows, core = [], []
+    rows = []
+    core: dict[int, list[tuple[float, float, dict]]] = {n: [] for n in sizes}
     try:
         recorded = build_replay_dir(tmp / "recorded", "aapl")
+        # One folder of the largest size; a smaller size scans its first symbols.
+        root = tmp / "replay"
+        everyone = symbol_names(max(sizes))
+        build_symbols(root, recorded, everyone)
+        for _ in range(repeats):  # interleaved, so that a busy spell hits every size alike
+            for n in sizes:
+                wall, cpu, counts = scan_in_process(root, everyone[:n], tmp)
+                if counts["scanned"] != n:
+                    raise RuntimeError(f"{n} symbols in process: scanned {counts['scanned']}")
+                core[n].append((wall, cpu, counts))
         redis_url = redis_server.ensure_running()
         for n in sizes:
-            symbols = symbol_names(n)
-            root = tmp / f"replay-{n}"
-            build_symbols(root, recorded, symbols)
-            wall, cpu, counts = scan_in_process(root, symbols, tmp)
-            if counts["scanned"] != n:
-                raise RuntimeError(f"{n} symbols in process: scanned {counts['scanned']}")
-            core.append((n, counts, wall, cpu))
-            result, process_wall, peak, written = scan_once(root, symbols, tmp, redis_url)
+            result, process_wall, peak, written = scan_once(root, everyone[:n], tmp, redis_url)
             if result["counts"]["scanned"] != n:
                 raise RuntimeError(f"{n} symbols: scanned {result['counts']['scanned']}")
             rows.append((n, result["counts"], result["duration_s"], process_wall, peak, written))
-            shutil.rmtree(root)
     finally:
         redis_server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return [_table(rows), _core_table(core)]
+    medians = [
+        (n, runs[0][2], median([r[0] for r in runs]), median([r[1] for r in runs]), len(runs))
+        for n, runs in core.items()
+    ]
+    return [_table(rows), _core_table(medians)]
 
 
-def _core_table(rows: list[tuple[int, dict, float, float]]) -> Table:
+def _core_table(rows: list[tuple[int, dict, float, float, int]]) -> Table:
     table = Table(
-        "(5b) Scan scale, the scan alone: perform_scan in process, no live events, nothing stored",
+        "(5b) Scan scale, the scan alone: perform_scan in process, no live events, nothing"
+        f" stored, median of {rows[0][4]}",
         [
             "symbols",
             "contracts",
@@ -158,7 +167,7 @@ def _core_table(rows: list[tuple[int, dict, float, float]]) -> Table:
         ],
     )
     first = rows[0][2]
-    for n, counts, wall, cpu in rows:
+    for n, counts, wall, cpu, _ in rows:
         table.add(
             count(n),
             count(counts["contracts"]),
