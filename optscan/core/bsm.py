@@ -309,29 +309,34 @@ def _newton(
     lo_a, hi_a = bracket
     result = np.full(ya.shape, np.nan)
     active = np.arange(ya.size)
-    for _ in range(_IV_MAX_ITERATIONS):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        for _ in range(_IV_MAX_ITERATIONS):
             value, slope = objective(ya, sa)
             f = value - ta
             # The sign says which side of the root s is on.
             below = (f < 0) if rising else (f > 0)
             lo_a = np.where(below, sa, lo_a)
             hi_a = np.where(below, hi_a, sa)
-            step = -f / slope
-            s_new = sa + step
+            step = f / slope
+            s_new = sa - step
+            done = np.abs(step) <= _IV_STEP_TOLERANCE * s_new
             inside = (s_new > lo_a) & (s_new < hi_a)  # False for NaN
             if not inside.all():
+                # Bisect where Newton would leave the bracket; an exact root (f = 0, even
+                # with a zero slope) or a collapsed bracket ends there. Inside the bracket a
+                # collapsed one makes the step small anyway.
                 bisect = np.where(np.isfinite(hi_a), 0.5 * (lo_a + hi_a), 2.0 * lo_a + 1.0)
-                s_new = np.where(inside, s_new, bisect)
-            done = (inside & (np.abs(step) <= _IV_STEP_TOLERANCE * s_new)) | (f == 0)
-            done |= (hi_a - lo_a) <= _IV_STEP_TOLERANCE * lo_a
-        if done.any():
-            result[active[done]] = np.where(f[done] == 0, sa[done], s_new[done])
-            keep = ~done
-            if not keep.any():
-                return result
-            active, ya, ta = active[keep], ya[keep], ta[keep]
-            sa, lo_a, hi_a = s_new[keep], lo_a[keep], hi_a[keep]
-        else:
-            sa = s_new
+                exact = f == 0
+                s_new = np.where(exact, sa, np.where(inside, s_new, bisect))
+                done &= inside
+                done |= exact | ((hi_a - lo_a) <= _IV_STEP_TOLERANCE * lo_a)
+            if done.any():
+                result[active[done]] = s_new[done]
+                keep = ~done
+                if not keep.any():
+                    return result
+                active, ya, ta = active[keep], ya[keep], ta[keep]
+                sa, lo_a, hi_a = s_new[keep], lo_a[keep], hi_a[keep]
+            else:
+                sa = s_new
     return result
