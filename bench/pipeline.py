@@ -233,7 +233,7 @@ def _agreement_table() -> Table:
         [
             "strikes",
             "pairs",
-            "median |IV call - IV put| before",
+            "median abs(IV call - IV put) before",
             "after",
             "p90 before",
             "p90 after",
