@@ -7,6 +7,7 @@ from pathlib import Path
 from .base import (
     CHAIN_COLUMNS,
     Chain,
+    Contracts,
     EmptyChain,
     MalformedResponse,
     NoOptions,
@@ -21,6 +22,7 @@ __all__ = [
     "CHAIN_COLUMNS",
     "SOURCE_SPECS",
     "Chain",
+    "Contracts",
     "EmptyChain",
     "FetchPolicy",
     "MalformedResponse",
