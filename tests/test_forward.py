@@ -32,9 +32,9 @@ RATE = 0.045
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "yahoo-v7"
 
 
-def smile(strike: float) -> float:
+def smile(strike: float, spot: float = SPOT) -> float:
     """Return a skewed volatility smile (fraction per year): puts richer than calls."""
-    m = math.log(strike / SPOT)
+    m = math.log(strike / spot)
     return 0.25 - 0.3 * m + 0.8 * m * m
 
 
@@ -46,6 +46,7 @@ def synthetic_chain(
     quoted_yield: float | None = None,
     strikes: np.ndarray | None = None,
     half_spread: float = 0.02,
+    spot: float = SPOT,
 ) -> Chain:
     """Return a chain priced with Black-76 on S e^{(RATE - q - b) T}, quotes mid -/+ half_spread.
 
@@ -53,11 +54,13 @@ def synthetic_chain(
     """
     expiration = AS_OF.date() + timedelta(days=days)
     t = years_to_expiry(AS_OF, expiration)
-    forward = SPOT * math.exp((RATE - dividend_yield - borrow) * t)
+    forward = spot * math.exp((RATE - dividend_yield - borrow) * t)
     strikes = np.arange(120.0, 281.0, 5.0) if strikes is None else strikes
 
     def side(flag: str) -> Contracts:
-        prices = np.array([vollib_black(flag, forward, k, t, RATE, smile(k)) for k in strikes])
+        prices = np.array(
+            [vollib_black(flag, forward, k, t, RATE, smile(k, spot)) for k in strikes]
+        )
         # A price below the spread cannot be quoted around it: such contracts get no bid.
         bid = np.where(prices > half_spread, prices - half_spread, 0.0)
         ask = np.where(prices > half_spread, prices + half_spread, 0.05)
@@ -66,7 +69,7 @@ def synthetic_chain(
 
     quote = Quote(
         symbol="SYN",
-        price=SPOT,
+        price=spot,
         as_of=AS_OF,
         dividend_yield=dividend_yield if quoted_yield is None else quoted_yield,
     )
@@ -171,6 +174,24 @@ def test_deep_in_the_money_and_one_sided_strikes_never_set_the_forward() -> None
     expected = SPOT * math.exp((RATE - 0.02) * t)
     assert found.source == "market" and found.pairs == 1
     assert found.forward == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_cheap_stock_with_wide_strike_spacing_uses_the_strikes_next_to_spot() -> None:
+    # 5.30 USD, strikes 1 USD apart, one day left: no strike lies within the 2.6 % band, but
+    # the listed strikes either side of spot (5 and 6) are as near the money as it gets.
+    chain = synthetic_chain(
+        days=1, borrow=0.2, spot=5.3, strikes=np.arange(2.0, 9.0), half_spread=0
+    )
+    assert not (np.abs(chain.calls.strike / 5.3 - 1) <= band(1 / 365)).any()
+    # The strikes beyond them quote puts 0.30 too rich: they must not count.
+    puts = chain.puts
+    for k in (4.0, 7.0):
+        (i,) = np.flatnonzero(puts.strike == k)
+        puts = with_quotes(puts, k, bid=puts.bid[i] + 0.3, ask=puts.ask[i] + 0.3)
+    found = forward_of(dataclasses.replace(chain, puts=puts))
+    t = years_to_expiry(AS_OF, chain.expiration)
+    assert found.source == "market" and found.pairs == 2
+    assert found.forward == pytest.approx(5.3 * math.exp((RATE - 0.2) * t), rel=1e-6)
 
 
 def test_the_median_ignores_one_bad_pair_of_the_three() -> None:

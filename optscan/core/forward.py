@@ -5,8 +5,9 @@ market prices in at each strike quoted on both sides: F = K + (C_mid - P_mid) / 
 Cboe's VIX methodology takes). It carries whatever the market expects of dividends and borrow
 costs, which a flat rate and a quoted dividend yield do not. Robustness:
 - only strikes whose call and put both have a two-sided quote (bid > 0, ask >= bid) count;
-- only strikes near the money, |K/S - 1| <= band(T), count: deep in-the-money legs have wide
-  spreads and (for American options) early-exercise value, which parity ignores;
+- only strikes near the money count: |K/S - 1| <= band(T), or the listed strike next to spot on
+  either side; deep in-the-money legs have wide spreads and (for American options)
+  early-exercise value, which parity ignores;
 - each strike's forward must itself lie within the band around spot, |F/S - 1| <= band(T);
 - the forward is the median over the PAIRS strikes nearest to spot among those left.
 When no strike qualifies, the forward is spot carried at the rate less the quote's dividend
@@ -115,15 +116,29 @@ def implied_forwards(chains: Sequence[Chain], rate: float) -> list[Forward]:
 def _near_quotes(
     sides: Sequence[Contracts], spots: Sequence[float], widths: Sequence[float]
 ) -> list[tuple[tuple[int, float], float]]:
-    """Return ((chain number, strike), mid) of the two-sided quotes with |K/S - 1| <= width."""
-    sizes = [len(side) for side in sides]
+    """Return ((chain number, strike), mid) of the two-sided quotes near the money.
+
+    Near the money: |K/S - 1| <= width, or the listed strike next to spot on either side (a
+    stock of a few dollars may list no strike within a percent or two of its price).
+    """
+    sizes = np.array([len(side) for side in sides])
     strike = np.concatenate([side.strike for side in sides])
     bid = np.concatenate([side.bid for side in sides])
     ask = np.concatenate([side.ask for side in sides])
-    spot = np.repeat(spots, sizes)
+    distance = strike / np.repeat(spots, sizes) - 1.0
+    near = np.abs(distance) <= np.repeat(widths, sizes)
+    filled = np.flatnonzero(sizes)
+    if filled.size:
+        starts = (np.cumsum(sizes) - sizes)[filled]
+        for gap in (
+            np.where(distance >= 0, distance, np.inf),
+            np.where(distance <= 0, -distance, np.inf),
+        ):
+            closest = np.full(len(sides), np.inf)
+            closest[filled] = np.minimum.reduceat(gap, starts)
+            near |= (gap == np.repeat(closest, sizes)) & np.isfinite(gap)
     # NaN compares False: a missing bid or ask is no two-sided quote.
-    near = (np.abs(strike / spot - 1.0) <= np.repeat(widths, sizes)) & (bid > 0) & (ask >= bid)
-    index = np.flatnonzero(near)
+    index = np.flatnonzero(near & (bid > 0) & (ask >= bid))
     chain_of = np.repeat(np.arange(len(sides)), sizes)[index].tolist()
     mids = (0.5 * (bid[index] + ask[index])).tolist()
     return list(zip(zip(chain_of, strike[index].tolist(), strict=True), mids, strict=True))
