@@ -154,6 +154,7 @@ def _close_symbol(
         except Exception as exc:
             log.exception("analysis of %s failed", chains[0].symbol)
             report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
+            report.expirations.clear()
             return report, [], None
         report.contracts = len(rows)
         report.forwards = {day.isoformat(): f.to_dict() for day, f in rows.forwards.items()}
