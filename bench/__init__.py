@@ -11,6 +11,8 @@ from __future__ import annotations
 BENCHMARKS = (
     ("scan", "bench.scan", "(1) Scan wall time"),
     ("analytics", "bench.analytics", "(2) Analytics throughput"),
+    ("pipeline", "bench.pipeline", "(2b) Chain pipeline"),
     ("sse", "bench.sse", "(3) SSE fan-out"),
     ("index", "bench.index_page", "(4) Index page under load"),
+    ("scale", "bench.scale", "(5) Scan scale"),
 )

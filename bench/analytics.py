@@ -1,6 +1,6 @@
 """(2) Analytics throughput: implied volatility and delta for many contracts at once.
 
-optscan's vectorised solver (optscan.core.analytics.implied_vol, then bsm_delta at that IV) against
+optscan's vectorised solver (optscan.core.bsm.implied_vol, then bsm_delta at that IV) against
 a reference on the same inputs. The reference is py_vollib_vectorized when it imports and runs
 here; otherwise (as with py_vollib_vectorized 0.1.1, whose numba code no longer compiles
 against py_lets_be_rational 1.0.1 or 1.1.2) vollib's scalar LetsBeRational solver and
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from scipy.special import ndtr
 
 from bench.report import Table, count, median, ratio
-from optscan.core.analytics import bsm_delta, implied_vol
+from optscan.core.bsm import bsm_delta, implied_vol
 
 RATE = 0.045  # risk-free rate, fraction per year
 Arrays = dict[str, NDArray[Any]]

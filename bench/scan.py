@@ -26,7 +26,7 @@ import redis
 
 from bench.report import Table, count, median, ratio, seconds
 from optscan.config import DEFAULTS
-from optscan.core.analytics import calendar_dte, years_to_expiry
+from optscan.core.expiry import calendar_dte, years_to_expiry
 from optscan.core.market import MarketCalendar
 from optscan.core.rules import Rules
 from optscan.core.scan import ScanEnv, perform_scan

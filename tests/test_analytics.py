@@ -1,4 +1,4 @@
-"""Tests for optscan.core.analytics against independent references and recorded Yahoo chains.
+"""Tests for the analytics core (core/bsm, core/expiry, core/chain) against independent references.
 
 References: vollib (the maintained name of py_vollib: the `py_vollib` import path only re-exports
 it and emits a DeprecationWarning, which this project's pytest settings turn into an error),
@@ -26,21 +26,13 @@ from vollib.black_scholes_merton.implied_volatility import (
 )
 from vollib.helpers.exceptions import PriceIsAboveMaximum, PriceIsBelowIntrinsic
 
-from optscan.core.analytics import (
-    EXPIRY_CLOSE,
-    NEW_YORK,
-    analyze_chain,
-    annualized_return_pct,
-    bsm_delta,
-    bsm_price,
-    calendar_dte,
-    expiry_close,
-    implied_vol,
-    prob_otm,
-    years_to_expiry,
-)
+from optscan.core.bsm import bsm_delta, bsm_price, implied_vol, prob_otm
+from optscan.core.chain import analyze_chain, annualized_return_pct
+from optscan.core.expiry import EXPIRY_CLOSE, calendar_dte, expiry_close, years_to_expiry
+from optscan.core.market import NEW_YORK
+from optscan.core.models import INTEGER_FIELDS, MATCH_FIELDS
 from optscan.core.rules import call_delta_target
-from optscan.sources.base import CHAIN_COLUMNS, Chain, Quote
+from optscan.sources.base import Chain, Contracts, Quote
 
 DATA = Path(__file__).resolve().parent / "fixtures" / "yahoo-v7"
 REGULAR_FILE = DATA / "gramistella__yfinance-rs/options_v7_AAPL_1756425600.json"
@@ -81,6 +73,7 @@ EXPECTED_COLUMNS = [
     "pop_otm",
     "open_interest",
     "volume",
+    "forward",
     "flags",
     "valid",
 ]
@@ -93,12 +86,26 @@ def _utc(epoch: int | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{col: row.get(col, np.nan) for col in CHAIN_COLUMNS} for row in rows],
-        columns=list(CHAIN_COLUMNS),
-        dtype=object,
-    ).astype({col: float for col in CHAIN_COLUMNS if col != "contractSymbol"})
+# Yahoo's name of each numeric Contracts field.
+YAHOO_NAMES = {
+    "strike": "strike",
+    "bid": "bid",
+    "ask": "ask",
+    "last": "lastPrice",
+    "volume": "volume",
+    "open_interest": "openInterest",
+    "vendor_iv": "impliedVolatility",
+}
+
+
+def _contracts(rows: list[dict]) -> Contracts:
+    return Contracts.of(
+        [row["contractSymbol"] for row in rows],
+        **{
+            field: [np.nan if row.get(name) is None else row[name] for row in rows]
+            for field, name in YAHOO_NAMES.items()
+        },
+    )
 
 
 def load_chain(path: Path) -> Chain:
@@ -121,22 +128,35 @@ def load_chain(path: Path) -> Chain:
         symbol=quote.symbol,
         expiration=_utc(option["expirationDate"]).date(),
         quote=quote,
-        calls=_frame(option["calls"]),
-        puts=_frame(option["puts"]),
+        calls=_contracts(option["calls"]),
+        puts=_contracts(option["puts"]),
     )
 
 
+def analyse(chain: Chain, side: str, **kwargs) -> pd.DataFrame:
+    """Return analyze_chain's rows as a DataFrame, with the recordings' rate."""
+    return analyze_chain(chain, side, risk_free_rate=RATE, **kwargs).frame()
+
+
 def one_row_chain(chain: Chain, side: str, strike: float, **changes: float) -> Chain:
-    """Return a chain holding one real contract of `side` at `strike`, with fields changed."""
-    frame = chain.puts if side == "put" else chain.calls
-    row = frame[frame["strike"] == strike].copy()
-    assert len(row) == 1
-    for column, value in changes.items():
-        row[column] = value
-    empty = frame.iloc[0:0]
-    if side == "put":
-        return dataclasses.replace(chain, puts=row.reset_index(drop=True), calls=empty)
-    return dataclasses.replace(chain, calls=row.reset_index(drop=True), puts=empty)
+    """Return the chain with `side` cut to its one contract at `strike`, fields changed.
+
+    The other side stays whole, so that the expiration keeps its market-implied forward.
+    """
+    contracts = chain.puts if side == "put" else chain.calls
+    (index,) = np.flatnonzero(contracts.strike == strike)
+    row = contracts.take([index])
+    row = dataclasses.replace(row, **{f: np.array([v], dtype=float) for f, v in changes.items()})
+    return dataclasses.replace(chain, **{"puts" if side == "put" else "calls": row})
+
+
+def bsm_yield(spot: float, forward: float, t_years: float) -> float:
+    """Return the yield q with S e^{(RATE - q) T} = forward.
+
+    BSM on spot with that q is Black-76 on the forward, so vollib's BSM functions check the
+    rows priced on a market-implied forward too.
+    """
+    return RATE - math.log(forward / spot) / t_years
 
 
 def flag(side: str) -> str:
@@ -418,15 +438,22 @@ def regular() -> Chain:
 
 def check_invariants(chain: Chain, side: str, df: pd.DataFrame) -> None:
     """Assert what must hold on any analysed chain, against hand formulas and vollib."""
-    frame = chain.puts if side == "put" else chain.calls
+    contracts = chain.puts if side == "put" else chain.calls
     assert list(df.columns) == EXPECTED_COLUMNS
-    assert len(df) == len(frame)
-    assert (df["contract"] == frame["contractSymbol"].astype(object)).all()
+    assert len(df) == len(contracts)
+    assert list(df["contract"]) == list(contracts.contract)
     assert df["dte"].dtype == np.int64 and df["valid"].dtype == bool
     assert all(isinstance(x, date) for x in df["expiration"])
     assert all(isinstance(f, tuple) for f in df["flags"])
     spot = chain.quote.price
-    q = chain.quote.dividend_yield
+    # One forward per expiration: the market's, or spot carried at RATE less the yield.
+    assert df["forward"].nunique() <= 1
+    fallback = df["flags"].map(lambda f: "forward_fallback" in f)
+    assert fallback.nunique() <= 1
+    if len(df) and fallback.iloc[0]:
+        t = max(df["t_years"].iloc[0], 0.0)
+        carried = spot * math.exp((RATE - chain.quote.dividend_yield) * t)
+        assert df["forward"].iloc[0] == pytest.approx(carried, rel=1e-12)
 
     # Invalid rows carry nothing a filter could accept (the origin app's delta = 1 bug).
     invalid = df[~df["valid"]]
@@ -452,6 +479,7 @@ def check_invariants(chain: Chain, side: str, df: pd.DataFrame) -> None:
     # A mid-based IV reprices the mid in vollib; the delta is vollib's at that IV.
     for row in valid.itertuples():
         t = row.t_years
+        q = bsm_yield(spot, row.forward, t)
         if row.iv_source == "mid":
             repriced = vollib_price(flag(side), spot, row.strike, t, RATE, row.iv, q)
             assert repriced == pytest.approx(row.mid, rel=1e-9, abs=1e-9)
@@ -480,13 +508,13 @@ def check_invariants(chain: Chain, side: str, df: pd.DataFrame) -> None:
 @pytest.mark.parametrize("side", ["put", "call"])
 def test_invariants_on_recorded_chains(path: Path, side: str) -> None:
     chain = load_chain(path)
-    df = analyze_chain(chain, side, risk_free_rate=RATE)
+    df = analyse(chain, side)
     check_invariants(chain, side, df)
 
 
 def test_regular_hours_chain(regular: Chain) -> None:
-    puts = analyze_chain(regular, "put", risk_free_rate=RATE)
-    calls = analyze_chain(regular, "call", risk_free_rate=RATE)
+    puts = analyse(regular, "put")
+    calls = analyse(regular, "call")
     # Captured 2025-08-28 17:12:13 UTC; expires 2025-08-29 16:00 EDT = 20:00 UTC. Yahoo's
     # expiration epoch is that date's 00:00 UTC, so the close is 20 hours later.
     close_epoch = 1756425600 + 20 * 3600
@@ -496,24 +524,21 @@ def test_regular_hours_chain(regular: Chain) -> None:
     assert (puts.loc[puts["valid"], "iv_source"] == "mid").all()
     # No earnings or ex-dividend date falls in this one-day window in the recording.
     assert not any({"earnings", "ex_dividend"} & set(f) for f in puts["flags"])
-    # Two-sided ITM calls whose mid sits below the discounted intrinsic value have no IV, and
-    # vollib agrees there is none.
-    q = regular.quote.dividend_yield
+    # Two-sided ITM calls whose mid sits below the discounted intrinsic value on the forward,
+    # D (F - K), have no IV, and vollib agrees there is none.
     t = puts["t_years"].iloc[0]
-    below = calls[
-        calls["mid"]
-        < regular.quote.price * math.exp(-q * t) - calls["strike"] * math.exp(-RATE * t)
-    ]
+    below = calls[calls["mid"] < math.exp(-RATE * t) * (calls["forward"] - calls["strike"])]
     assert len(below) > 0
     assert below["flags"].map(lambda f: "iv_out_of_range" in f).all()
     for row in below.itertuples():
+        q = bsm_yield(regular.quote.price, row.forward, t)
         with pytest.raises(BELOW_INTRINSIC):
             vollib_implied_vol(row.mid, regular.quote.price, row.strike, t, RATE, q, "c")
 
 
 def test_mid_iv_ignores_yahoo_placeholders(regular: Chain) -> None:
-    puts = analyze_chain(regular, "put", risk_free_rate=RATE)
-    yahoo = regular.puts["impliedVolatility"].to_numpy()
+    puts = analyse(regular, "put")
+    yahoo = regular.puts.vendor_iv
     valid = puts["valid"].to_numpy()
     # Yahoo's own figures differ from the mid-based ones on this chain: they are not copied.
     assert (np.abs(puts["iv"].to_numpy()[valid] - yahoo[valid]) > 1e-4).any()
@@ -523,7 +548,7 @@ def test_mid_iv_ignores_yahoo_placeholders(regular: Chain) -> None:
 def test_pre_market_zero_quotes_are_all_invalid(path: Path) -> None:
     chain = load_chain(path)
     for side in ["put", "call"]:
-        df = analyze_chain(chain, side, risk_free_rate=RATE)
+        df = analyse(chain, side)
         check_invariants(chain, side, df)
         assert len(df) > 0
         assert not df["valid"].any()
@@ -533,11 +558,11 @@ def test_pre_market_zero_quotes_are_all_invalid(path: Path) -> None:
 
 def test_pre_market_aapl_zero_bids_are_invalid() -> None:
     chain = load_chain(PRE_MARKET_AAPL)
-    df = analyze_chain(chain, "put", risk_free_rate=RATE)
+    df = analyse(chain, "put")
     check_invariants(chain, "put", df)
     assert (df["bid"] == 0).all() and not df["valid"].any()
     # Yahoo's pre-market IVs include 1e-5 placeholders: out of range on top of no_bid.
-    tiny = chain.puts["impliedVolatility"] < 0.01
+    tiny = chain.puts.vendor_iv < 0.01
     assert tiny.any()
     assert df.loc[tiny, "flags"].map(lambda f: "iv_out_of_range" in f).all()
 
@@ -545,7 +570,7 @@ def test_pre_market_aapl_zero_bids_are_invalid() -> None:
 def test_capture_at_the_close_on_expiry_day_is_expired() -> None:
     # Recorded on the expiration day, one second after the 16:00 EDT close.
     chain = load_chain(DATA / "gramistella__yfinance-rs/options_v7_AAPL_1755216000.json")
-    df = analyze_chain(chain, "put", risk_free_rate=RATE)
+    df = analyse(chain, "put")
     check_invariants(chain, "put", df)
     assert (df["dte"] == 0).all()
     # regularMarketTime is 1755288001, one second after the 16:00 EDT close (1755288000).
@@ -556,26 +581,26 @@ def test_capture_at_the_close_on_expiry_day_is_expired() -> None:
 def test_capture_time_comes_from_the_quote() -> None:
     # A 2016 recording: DTE from its own capture time (Tue 2016-09-06) to Fri 2016-09-09.
     chain = load_chain(DATA / "pydata__pandas-datareader/yahoo_options1.json")
-    df = analyze_chain(chain, "call", risk_free_rate=RATE)
+    df = analyse(chain, "call")
     assert (df["dte"] == 3).all() and df["valid"].any()
 
 
 def test_empty_recorded_chain_gives_empty_frame() -> None:
     chain = load_chain(DATA / "gadicc__node-yahoo-finance2/options-AAPL-expire-2022-03-01.json")
-    df = analyze_chain(chain, "put", risk_free_rate=RATE)
+    df = analyse(chain, "put")
     assert df.empty and list(df.columns) == EXPECTED_COLUMNS
 
 
 def test_side_must_be_put_or_call(regular: Chain) -> None:
     with pytest.raises(ValueError, match="side must be"):
-        analyze_chain(regular, "puts", risk_free_rate=RATE)
+        analyse(regular, "puts")
 
 
 # --- flags on modified copies of a real row (AAPL 2025-08-29 230 put, bid 0.78 / ask 0.79) -----
 
 
 def analyse_one(chain: Chain, **kwargs) -> pd.Series:
-    df = analyze_chain(chain, "put", risk_free_rate=RATE, **kwargs)
+    df = analyse(chain, "put", **kwargs)
     assert len(df) == 1
     return df.iloc[0]
 
@@ -603,11 +628,11 @@ def test_no_bid(regular: Chain, bid: float) -> None:
 
 def test_no_ask_falls_back_to_yahoo_iv(regular: Chain) -> None:
     chain = one_row_chain(regular, "put", 230.0, ask=np.nan)
-    yahoo_iv = float(chain.puts["impliedVolatility"].iloc[0])
+    yahoo_iv = float(chain.puts.vendor_iv[0])
     row = analyse_one(chain)
     assert {"no_ask", "yahoo_iv"} <= set(row["flags"])
     assert row["valid"] and row["iv_source"] == "yahoo" and row["iv"] == yahoo_iv
-    q = regular.quote.dividend_yield
+    q = bsm_yield(regular.quote.price, row["forward"], row["t_years"])
     assert row["delta"] == pytest.approx(
         vollib_delta("p", regular.quote.price, 230.0, row["t_years"], RATE, yahoo_iv, q)
     )
@@ -616,7 +641,7 @@ def test_no_ask_falls_back_to_yahoo_iv(regular: Chain) -> None:
 
 @pytest.mark.parametrize("placeholder", [1e-5, 15.0, np.nan])
 def test_no_ask_with_unusable_yahoo_iv_is_invalid(regular: Chain, placeholder: float) -> None:
-    row = analyse_one(one_row_chain(regular, "put", 230.0, ask=0.0, impliedVolatility=placeholder))
+    row = analyse_one(one_row_chain(regular, "put", 230.0, ask=0.0, vendor_iv=placeholder))
     assert "iv_out_of_range" in row["flags"] and not row["valid"]
     assert np.isnan(row["delta"]) and np.isnan(row["iv"])
 
@@ -655,13 +680,55 @@ def test_expired_row(regular: Chain, seconds_after_close: int) -> None:
     assert np.isnan(row["delta"]) and np.isnan(row["annualized_return"])
 
 
-def test_dividend_yield_reaches_the_iv(regular: Chain) -> None:
+def test_dividend_yield_reaches_the_iv_of_a_fallback(regular: Chain) -> None:
+    # Without puts no strike pairs up, so the forward falls back to spot and the yield.
+    calls_only = dataclasses.replace(regular, puts=regular.puts.take([]))
     no_yield = dataclasses.replace(
-        regular, quote=dataclasses.replace(regular.quote, dividend_yield=0)
+        calls_only, quote=dataclasses.replace(regular.quote, dividend_yield=0)
     )
-    with_q = analyze_chain(regular, "call", risk_free_rate=RATE)
-    without_q = analyze_chain(no_yield, "call", risk_free_rate=RATE)
+    with_q = analyse(calls_only, "call")
+    without_q = analyse(no_yield, "call")
+    assert with_q["flags"].map(lambda f: "forward_fallback" in f).all()
     both = with_q["valid"] & without_q["valid"]
     assert both.sum() > 3
     # A dividend yield lowers the forward, so the same call mid needs a higher volatility.
     assert (with_q.loc[both, "iv"] > without_q.loc[both, "iv"]).all()
+
+
+def test_the_market_forward_makes_the_quoted_yield_irrelevant(regular: Chain) -> None:
+    no_yield = dataclasses.replace(
+        regular, quote=dataclasses.replace(regular.quote, dividend_yield=0)
+    )
+    with_q, without_q = analyse(regular, "call"), analyse(no_yield, "call")
+    assert not with_q["flags"].map(lambda f: "forward_fallback" in f).any()
+    # The chain's own forward already holds whatever dividends the market expects.
+    pd.testing.assert_frame_equal(with_q, without_q)
+
+
+@pytest.mark.parametrize("side", ["put", "call"])
+@pytest.mark.parametrize("only_valid", [True, False])
+def test_records_are_the_rows_as_json_ready_matches(
+    regular: Chain, side: str, only_valid: bool
+) -> None:
+    rows = analyze_chain(regular, side, risk_free_rate=RATE)
+    frame = rows.frame()
+    keep = rows.valid if only_valid else np.ones(len(rows), dtype=bool)
+    records = rows.records(keep if only_valid else None)
+    assert len(records) == keep.sum() > 0
+    json.dumps(records, allow_nan=False)  # NaN would fail here
+    for record, (_, row) in zip(records, frame[keep].iterrows(), strict=True):
+        assert tuple(record) == MATCH_FIELDS
+        for name in MATCH_FIELDS:
+            value = row[name]
+            if name == "expiration":
+                assert record[name] == value.isoformat()
+            elif name == "flags":
+                assert record[name] == list(value)
+            elif isinstance(value, float) and math.isnan(value):
+                assert record[name] is None, name
+            elif name in INTEGER_FIELDS:
+                assert type(record[name]) is int and record[name] == value, name
+            else:
+                assert record[name] == value, name
+    if not only_valid:
+        assert any(r["delta"] is None for r in records)

@@ -104,6 +104,34 @@ def test_the_analytics_benchmark_agrees_with_its_reference(smoke_output: str) ->
 
 
 @pytest.mark.slow
+def test_the_pipeline_benchmark_counts_every_put_and_compares_the_forward(
+    smoke_output: str,
+) -> None:
+    rows = table(smoke_output, "(2b) Chain pipeline")
+    assert all(row["case"].startswith("whole pipeline") for row in rows[:2])
+    # 2 symbols x the ten recorded AAPL expirations: 544 puts each.
+    assert {int(number(row["put contracts"])) for row in rows} == {2 * 544}
+    assert all(number(row["contracts/s (CPU)"]) > 0 for row in rows)
+    decoders = table(smoke_output, "(2b) Decoding")
+    assert decoders[0]["decoder"].startswith("json") and number(decoders[0]["vs json"]) == 1.0
+    near = table(smoke_output, "(2c)")[1]
+    before = number(near["median abs(IV call - IV put) before"].split()[0])
+    assert number(near["after"].split()[0]) < before
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_scans_every_symbol_both_ways(smoke_output: str) -> None:
+    # 2 and 4 replayed symbols, each the AAPL recordings: 177 puts and 112 rows per symbol.
+    for title in ("(5) Scan scale", "(5b) Scan scale"):
+        rows = table(smoke_output, title)
+        assert [int(number(r["symbols"])) for r in rows] == [2, 4]
+        assert [int(number(r["contracts"])) for r in rows] == [354, 708]
+        assert [int(number(r["matches"])) for r in rows] == [224, 448]
+    for row in table(smoke_output, "(5) Scan scale"):
+        assert number(row["Redis bytes written"]) > 0 and number(row["peak RSS MiB"]) > 0
+
+
+@pytest.mark.slow
 def test_the_sse_benchmark_delivers_every_event_over_one_subscription(smoke_output: str) -> None:
     (row,) = table(smoke_output, "(3)")
     assert int(row["clients"]) == 20

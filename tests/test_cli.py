@@ -43,7 +43,13 @@ def check_against_reference(matches: list[dict], root: Path, side: str) -> int:
         )
         t = (expiry - as_of).total_seconds() / (365 * 86400)
         spot = quote["regularMarketPrice"]
-        q = (quote.get("dividendYield") or 0) / 100  # Yahoo gives percent
+        if "forward_fallback" in m["flags"]:
+            q = (quote.get("dividendYield") or 0) / 100  # Yahoo gives percent
+            assert m["forward"] == pytest.approx(spot * math.exp((0.045 - q) * t), rel=1e-12)
+        else:
+            # Priced on the chain's own forward: BSM with the yield that carries spot there.
+            assert abs(m["forward"] / spot - 1) < 0.01
+            q = 0.045 - math.log(m["forward"] / spot) / t
         mid = (rec["bid"] + rec["ask"]) / 2
         assert m["mid"] == pytest.approx(mid, rel=1e-12)
         sigma = ref_iv(mid, spot, m["strike"], t, 0.045, q, flag)
@@ -74,6 +80,10 @@ def test_scan_json_agrees_with_an_independent_reference(make_app, aapl_dir: Path
         "flags",
     }  # fmt: skip
     assert check_against_reference(body["matches"], aapl_dir, "put") > 0
+    forwards = body["symbols"]["AAPL"]["forwards"]
+    assert sorted(forwards) == body["symbols"]["AAPL"]["expirations"]
+    for m in body["matches"]:
+        assert m["forward"] == forwards[m["expiration"]]["forward"]
 
 
 def test_call_scan_with_overrides(make_app, aapl_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import UTC, date, datetime
@@ -13,6 +14,7 @@ import redis
 from optscan.core.market import MarketCalendar
 from optscan.core.rules import Rules, call_delta_target
 from optscan.core.scan import ScanEnv, perform_scan
+from optscan.sources.base import Chain
 from optscan.sources.replay import ReplaySource
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
@@ -214,3 +216,49 @@ def test_invalid_side_is_refused(aapl_dir: Path, tmp_path: Path, clock: FrozenCl
 
 def test_expirations_are_dated_in_new_york(aapl_dir: Path) -> None:
     assert ReplaySource(aapl_dir).expirations("AAPL")[0] == date(2025, 8, 15)
+
+
+def test_reports_carry_each_expirations_forward(
+    aapl_dir: Path, tmp_path: Path, clock: FrozenClock
+) -> None:
+    rules = {"put_min_return_pct": 0.0, "put_max_delta": 1.0}
+    result = perform_scan(force=True, env=make_env(aapl_dir, tmp_path, clock, None, **rules))
+    report = result.symbols["AAPL"]
+    assert sorted(report.forwards) == report.expirations
+    for day, forward in report.forwards.items():
+        assert forward["source"] == "market" and forward["pairs"] == 3
+        assert abs(forward["forward"] / report.price - 1) < 0.01
+        rows = [m for m in result.matches if m["expiration"] == day]
+        assert rows and all(m["forward"] == forward["forward"] for m in rows)
+        assert not any("forward_fallback" in m["flags"] for m in rows)
+    assert json.loads(json.dumps(result.to_dict()))["symbols"]["AAPL"]["forwards"] == (
+        report.forwards
+    )
+
+
+class _BrokenChains(ReplaySource):
+    """A replay whose chains of one symbol carry a quote without a price: analysis raises."""
+
+    def chain(self, symbol: str, expiration: date) -> Chain:
+        chain = super().chain(symbol, expiration)
+        if symbol != "BROKE":
+            return chain
+        return dataclasses.replace(chain, quote=dataclasses.replace(chain.quote, price=None))
+
+
+def test_an_analysis_failure_fails_only_its_symbol(
+    aapl_dir: Path, tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.copytree(aapl_dir / "AAPL", aapl_dir / "BROKE")
+    for path in (aapl_dir / "BROKE").iterdir():
+        path.write_bytes(path.read_bytes().replace(b'"AAPL', b'"BROKE'))
+    env = dataclasses.replace(
+        make_env(aapl_dir, tmp_path, clock, None), source=_BrokenChains(aapl_dir)
+    )
+    result = perform_scan(["BROKE", "AAPL"], force=True, env=env)
+    broken = result.symbols["BROKE"]
+    assert broken.status == "error" and broken.error == "unexpected error (TypeError)"
+    assert broken.expirations == [] and broken.matches == 0
+    assert result.symbols["AAPL"].status == "ok" and result.matches
+    assert all(m["symbol"] == "AAPL" for m in result.matches)
+    assert "analysis of BROKE failed" in caplog.text

@@ -71,8 +71,8 @@ def test_record_then_replay_gives_the_same_chains(
         for day in wanted:
             recorded, fetched = replay.chain("AAPL", day), live.chain("AAPL", day)
             assert recorded.quote == fetched.quote
-            pd.testing.assert_frame_equal(recorded.calls, fetched.calls)
-            pd.testing.assert_frame_equal(recorded.puts, fetched.puts)
+            pd.testing.assert_frame_equal(recorded.calls.frame(), fetched.calls.frame())
+            pd.testing.assert_frame_equal(recorded.puts.frame(), fetched.puts.frame())
 
 
 def test_a_symbol_without_options_replays_as_no_options(tmp_path: Path, cache_dir: Path) -> None:

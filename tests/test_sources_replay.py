@@ -86,8 +86,8 @@ def test_each_chain_is_its_file_with_its_own_capture_time(aapl: ReplaySource) ->
         result = json.loads(path.read_bytes())["optionChain"]["result"][0]
         chain = aapl.chain("AAPL", day)
         assert chain.expiration == day
-        assert_frame_is_contracts(chain.calls, result["options"][0]["calls"])
-        assert_frame_is_contracts(chain.puts, result["options"][0]["puts"])
+        assert_frame_is_contracts(chain.calls.frame(), result["options"][0]["calls"])
+        assert_frame_is_contracts(chain.puts.frame(), result["options"][0]["puts"])
         assert chain.quote.as_of == datetime.fromtimestamp(
             result["quote"]["regularMarketTime"], UTC
         )
@@ -129,7 +129,7 @@ def test_premarket_aapl_front_is_the_live_answer_not_the_expired_day(
 def test_premarket_chains_have_no_live_bids(premarket: ReplaySource) -> None:
     chain = premarket.chain("AAPL", date(2025, 2, 28))
     assert chain.quote.market_state == "PRE"
-    bids = list(chain.calls["bid"]) + list(chain.puts["bid"])
+    bids = list(chain.calls.bid) + list(chain.puts.bid)
     assert sum(1 for b in bids if b == 0) / len(bids) > 0.9
 
 

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optscan.sources.base import (
@@ -78,7 +79,8 @@ def test_every_recording_parses_to_its_raw_contents(path: Path) -> None:
     assert chain is not None
     assert chain.expiration == day_of(option["expirationDate"])
     assert chain.quote == answer.quote
-    for frame, contracts in ((chain.calls, option["calls"]), (chain.puts, option["puts"])):
+    for side, contracts in ((chain.calls, option["calls"]), (chain.puts, option["puts"])):
+        frame = side.frame()
         assert tuple(frame.columns) == CHAIN_COLUMNS
         assert len(frame) == len(contracts)
         for row, contract in zip(frame.itertuples(index=False), contracts, strict=True):
@@ -158,8 +160,8 @@ def test_missing_volume_and_open_interest_are_nan() -> None:
     assert chain is not None
     missing = [c["contractSymbol"] for c in raw["calls"] + raw["puts"] if "volume" not in c]
     assert missing, "this recording has contracts without volume"
-    frame = chain.calls.set_index("contractSymbol")
-    frame = frame.combine_first(chain.puts.set_index("contractSymbol"))
+    frame = chain.calls.frame().set_index("contractSymbol")
+    frame = frame.combine_first(chain.puts.frame().set_index("contractSymbol"))
     assert frame.loc[missing, "volume"].isna().all()
     assert frame["volume"].notna().sum() == len(frame) - len(missing)
 
@@ -206,6 +208,39 @@ def body(**result: object) -> str:
             ),
             MalformedResponse,
         ),
+        (
+            body(
+                options=[
+                    {
+                        "expirationDate": 1755216000,
+                        "calls": [{"contractSymbol": "X", "strike": 5, "volume": True}],
+                        "puts": [],
+                    }
+                ]
+            ),
+            MalformedResponse,
+        ),
+        (
+            body(
+                options=[
+                    {
+                        "expirationDate": 1755216000,
+                        "calls": [],
+                        "puts": [{"contractSymbol": "X", "strike": None, "bid": 0.1}],
+                    }
+                ]
+            ),
+            MalformedResponse,
+        ),
+        (
+            body(options=[{"expirationDate": 1755216000, "calls": {}, "puts": []}]),
+            MalformedResponse,
+        ),
+        (
+            body(options=[{"expirationDate": 1755216000, "calls": [], "puts": ["X"]}]),
+            MalformedResponse,
+        ),
+        ('{"optionChain": {"result": [{"bid": NaN}]}}', MalformedResponse),
     ],
 )
 def test_bodies_of_the_wrong_shape_are_refused(raw: str, kind: type[SourceError]) -> None:
@@ -242,3 +277,38 @@ def test_ticker_symbols_are_accepted(symbol: str) -> None:
 def test_other_strings_are_not_symbols(symbol: str) -> None:
     with pytest.raises(SourceError, match="not a ticker symbol"):
         normalise_symbol(symbol)
+
+
+def test_a_body_given_as_data_with_infinite_numbers_is_refused() -> None:
+    option = {
+        "expirationDate": 1755216000,
+        "calls": [{"contractSymbol": "X1", "strike": 5.0, "bid": 0.1}],
+        "puts": [{"contractSymbol": "X2", "strike": 5.0, "ask": math.inf}],
+    }
+    payload = json.loads(body(options=[option]))
+    with pytest.raises(MalformedResponse, match=r"X2\.ask is not a number"):
+        parse_v7(payload, "XYZ")
+    payload["optionChain"]["result"][0]["options"][0]["puts"] = [
+        {"contractSymbol": "X2", "strike": math.nan}
+    ]
+    with pytest.raises(MalformedResponse, match=r"X2\.strike is not a number"):
+        parse_v7(payload, "XYZ")
+
+
+def test_contracts_arrive_as_arrays_with_nan_for_what_is_missing() -> None:
+    option = {
+        "expirationDate": 1755216000,
+        "calls": [
+            {"contractSymbol": "C1", "strike": 5, "bid": 1, "ask": 1.5, "volume": 3},
+            {"contractSymbol": "C2", "strike": 7.5, "bid": None},
+        ],
+        "puts": [],
+    }
+    chain = parse_v7(body(options=[option]), "XYZ").chain
+    assert chain is not None and chain.puts.empty and len(chain.calls) == 2
+    calls = chain.calls
+    assert calls.contract == ("C1", "C2")
+    assert calls.strike.dtype == np.float64 and list(calls.strike) == [5.0, 7.5]
+    assert calls.bid[0] == 1.0 and math.isnan(calls.bid[1])
+    assert calls.volume[0] == 3.0 and math.isnan(calls.volume[1])
+    assert np.isnan(calls.open_interest).all() and np.isnan(calls.vendor_iv).all()

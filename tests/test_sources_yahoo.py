@@ -162,8 +162,8 @@ def test_chains_hold_exactly_the_recorded_contracts(
         chain = source.chain("AAPL", day)
         recorded = raw(aapl_root, "AAPL", day)
         assert chain.symbol == "AAPL" and chain.expiration == day
-        assert_frame_is_contracts(chain.calls, recorded["options"][0]["calls"])
-        assert_frame_is_contracts(chain.puts, recorded["options"][0]["puts"])
+        assert_frame_is_contracts(chain.calls.frame(), recorded["options"][0]["calls"])
+        assert_frame_is_contracts(chain.puts.frame(), recorded["options"][0]["puts"])
         # Each chain carries the quote it was captured with, not today's.
         captured = datetime.fromtimestamp(recorded["quote"]["regularMarketTime"], UTC)
         assert chain.quote.as_of == captured
@@ -290,7 +290,7 @@ def test_pre_market_chains_have_zero_bids(premarket_yahoo: YahooEmulator, source
     source = source_for(premarket_yahoo)
     chain = source.chain("GOOG", source.expirations("GOOG")[0])
     assert chain.quote.market_state == "PRE"
-    both = pd.concat([chain.calls, chain.puts])
+    both = pd.concat([chain.calls.frame(), chain.puts.frame()])
     assert (both["bid"].fillna(0) == 0).mean() > 0.9
 
 

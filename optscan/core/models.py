@@ -87,6 +87,18 @@ class Match(TypedDict):
         float | None, Column("Break-even", "money", "Break-even price: strike -/+ bid, USD")
     ]
     flags: Annotated[list[str], Column("Flags", "flags", "Warnings about this contract")]
+    forward: Annotated[
+        float | None,
+        Column(
+            "Forward",
+            "money",
+            "Forward price the IV, delta and POP were priced on: implied by the chain's"
+            " put-call parity, or spot carried at the rate less the dividend yield"
+            " (flag forward_fallback), USD per share",
+            table=False,
+            text=False,
+        ),
+    ]
 
 
 def _columns() -> tuple[Column, ...]:
@@ -106,12 +118,12 @@ INTEGER_FIELDS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.kind in 
 
 def failed_symbols(symbols: dict[str, Any]) -> dict[str, str]:
     """Return {symbol: reason} for the symbols of a result (reports or their dicts) that failed."""
-    failed = {}
+    failed: dict[str, str] = {}
     for symbol, report in symbols.items():
         status = report.get("status") if isinstance(report, dict) else report.status
         error = report.get("error") if isinstance(report, dict) else report.error
         if status not in OK_STATUSES and status != PENDING:
-            failed[symbol] = error or status
+            failed[symbol] = str(error or status)
     return failed
 
 
@@ -128,6 +140,9 @@ class SymbolReport:
     expirations: list[str] = field(default_factory=list)
     contracts: int = 0
     matches: int = 0
+    # Per expiration scanned (ISO date): {forward: USD, carry: ln(F/S)/T as a FRACTION per
+    # year, source: "market" or "fallback", pairs: put-call pairs the forward came from}.
+    forwards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data, omitting an absent error."""

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from optscan.core.models import Side
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from optscan.core.chain import ChainRows
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,14 @@ class Rules:
     ) -> Rules:
         """Return these rules with one run's overrides for a side applied."""
         rules = self
-        if min_return_pct is not None:
-            field = "put_min_return_pct" if side == "put" else "call_min_return_pct"
-            rules = replace(rules, **{field: float(min_return_pct)})
-        if max_delta is not None:
-            field = "put_max_delta" if side == "put" else "call_max_delta"
-            rules = replace(rules, **{field: abs(float(max_delta))})
+        if min_return_pct is not None and side == "put":
+            rules = replace(rules, put_min_return_pct=float(min_return_pct))
+        elif min_return_pct is not None:
+            rules = replace(rules, call_min_return_pct=float(min_return_pct))
+        if max_delta is not None and side == "put":
+            rules = replace(rules, put_max_delta=abs(float(max_delta)))
+        elif max_delta is not None:
+            rules = replace(rules, call_max_delta=abs(float(max_delta)))
         return rules
 
     def describe(self, side: Side) -> str:
@@ -77,40 +79,32 @@ def call_delta_target(
     return np.minimum(base + step * extra_weeks, cap)
 
 
-def delta_bound(rows: pd.DataFrame, side: Side, rules: Rules) -> np.ndarray:
+def delta_bound(rows: ChainRows, side: Side, rules: Rules) -> NDArray[np.float64]:
     """Return each row's delta bound: a floor for puts, a ceiling for calls."""
     if side == "put":
         return np.full(len(rows), -rules.put_max_delta)
     if rules.call_max_delta is not None:
         return np.full(len(rows), rules.call_max_delta)
-    return np.asarray(
-        call_delta_target(
-            rows["dte"].to_numpy(dtype=float),
-            base=rules.call_delta_base,
-            step=rules.call_delta_step,
-            cap=rules.call_delta_cap,
-        ),
-        dtype=float,
+    return call_delta_target(
+        rows.dte, base=rules.call_delta_base, step=rules.call_delta_step, cap=rules.call_delta_cap
     )
 
 
-def select(rows: pd.DataFrame, side: Side, rules: Rules) -> pd.DataFrame:
-    """Return the rows that pass the side's rules; NaN never passes a bound."""
-    if rows.empty:
-        return rows
-    delta = rows["delta"].to_numpy(dtype=float)
-    annualized = rows["annualized_return"].to_numpy(dtype=float)
+def select(rows: ChainRows, side: Side, rules: Rules) -> NDArray[np.bool_]:
+    """Return where the rows pass the side's rules; NaN never passes a bound."""
     bound = delta_bound(rows, side, rules)
+    delta = rows.delta
     # Comparisons with NaN are False, so a contract missing delta or return can never pass.
-    keep = rows["valid"].to_numpy(dtype=bool) & (annualized >= rules.min_return_pct(side))
-    if side == "put":
-        keep &= (delta >= bound) & (delta < 0)
-    else:
-        keep &= (delta <= bound) & (delta > 0)
-    if rules.min_open_interest:
-        keep &= rows["open_interest"].to_numpy(dtype=float) >= rules.min_open_interest
-    if rules.min_volume:
-        keep &= rows["volume"].to_numpy(dtype=float) >= rules.min_volume
-    if rules.max_spread_pct is not None:
-        keep &= rows["spread_pct"].to_numpy(dtype=float) <= rules.max_spread_pct
-    return rows[keep]
+    with np.errstate(invalid="ignore"):
+        keep = rows.valid & (rows.annualized_return >= rules.min_return_pct(side))
+        if side == "put":
+            keep &= (delta >= bound) & (delta < 0)
+        else:
+            keep &= (delta <= bound) & (delta > 0)
+        if rules.min_open_interest:
+            keep &= rows.open_interest >= rules.min_open_interest
+        if rules.min_volume:
+            keep &= rows.volume >= rules.min_volume
+        if rules.max_spread_pct is not None:
+            keep &= rows.spread_pct <= rules.max_spread_pct
+    return keep

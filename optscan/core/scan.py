@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from collections import deque
@@ -14,14 +13,12 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-import pandas as pd
 import redis
 
-from optscan.core.analytics import analyze_chain, calendar_dte, years_to_expiry
+from optscan.core.chain import analyze_chains
+from optscan.core.expiry import calendar_dte, years_to_expiry
 from optscan.core.market import Clock, MarketCalendar, format_et
 from optscan.core.models import (
-    INTEGER_FIELDS,
-    MATCH_FIELDS,
     OK_STATUSES,
     PENDING,
     SIDES,
@@ -33,7 +30,7 @@ from optscan.core.models import (
 from optscan.core.newness import mark_new
 from optscan.core.rules import Rules, select
 from optscan.core.symbols import normalize_symbols
-from optscan.sources.base import OptionSource, SourceError, Unreachable
+from optscan.sources.base import Chain, OptionSource, SourceError, Unreachable
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
 
@@ -58,39 +55,12 @@ class ScanEnv:
     concurrency: int = 1  # source calls under way at once; 1: all in the calling thread
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        value = float(value)
-        return None if math.isnan(value) else value
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return list(value)
-    if hasattr(value, "item"):  # numpy scalars
-        return _json_value(value.item())
-    return value
-
-
-def match_records(rows: pd.DataFrame) -> list[Match]:
-    """Return analysed rows as JSON-ready dicts, NaN as None."""
-    records: list[Match] = []
-    for row in rows.to_dict("records"):
-        record = {name: _json_value(row.get(name)) for name in MATCH_FIELDS}
-        for name in INTEGER_FIELDS:
-            if record[name] is not None:
-                record[name] = int(record[name])
-        records.append(record)  # type: ignore[arg-type]
-    return records
-
-
 @dataclass(frozen=True)
 class _ChainOutcome:
-    """One expiration's analysed chain, or why there is none."""
+    """One expiration's chain, or why there is none."""
 
     expiration: date
-    as_of: datetime | None = None  # the chain's capture time
-    contracts: int = 0
-    selected: pd.DataFrame | None = None  # the rows that pass the rules
+    chain: Chain | None = None
     kind: str | None = None  # a SourceError kind when the expiration failed
     message: str | None = None
 
@@ -133,18 +103,10 @@ def _open_symbol(
     return report, quote.as_of, wanted
 
 
-def _scan_expiration(
-    symbol: str, expiration: date, side: Side, env: ScanEnv, rules: Rules
-) -> _ChainOutcome:
-    """Fetch, analyse and screen one expiration; never raise for a data problem."""
+def _scan_expiration(symbol: str, expiration: date, env: ScanEnv) -> _ChainOutcome:
+    """Fetch one expiration's chain; never raise for a data problem."""
     try:
-        chain = env.source.chain(symbol, expiration)
-        rows = analyze_chain(
-            chain,
-            side,
-            risk_free_rate=env.risk_free_rate,
-            wide_spread_pct=env.wide_spread_pct,
-        )
+        return _ChainOutcome(expiration, env.source.chain(symbol, expiration))
     except SourceError as exc:
         return _ChainOutcome(expiration, kind=exc.kind, message=exc.message)
     except Exception as exc:
@@ -152,7 +114,6 @@ def _scan_expiration(
         return _ChainOutcome(
             expiration, kind="error", message=f"unexpected error ({type(exc).__name__})"
         )
-    return _ChainOutcome(expiration, chain.quote.as_of, len(rows), select(rows, side, rules))
 
 
 def _close_symbol(
@@ -160,26 +121,47 @@ def _close_symbol(
     as_of: datetime,
     wanted: list[date],
     outcomes: dict[date, _ChainOutcome],
+    side: Side,
+    env: ScanEnv,
+    rules: Rules,
 ) -> tuple[SymbolReport, list[Match], datetime | None]:
-    """Combine a symbol's expirations, nearest first, into its report and matches."""
-    frames, failures, latest = [], [], as_of
+    """Analyse a symbol's chains, nearest first, in one pass into its report and matches.
+
+    One pass over all of a symbol's expirations: the analysis is vectorised, and a few
+    hundred contracts at once cost little more than the few dozen of one expiration.
+    """
+    chains, failures, latest = [], [], as_of
     for expiration in wanted:
         outcome = outcomes[expiration]
-        if outcome.kind is not None:
-            failures.append((expiration, outcome.kind, outcome.message))
+        if outcome.chain is None:
+            failures.append((expiration, outcome.kind or "error", outcome.message))
             continue
-        assert outcome.as_of is not None and outcome.selected is not None
-        latest = max(latest, outcome.as_of)
+        latest = max(latest, outcome.chain.quote.as_of)
         report.expirations.append(expiration.isoformat())
-        report.contracts += outcome.contracts
-        frames.append(outcome.selected)
+        chains.append(outcome.chain)
     if failures and len(failures) == len(wanted):
         report.status, report.error = failures[0][1], failures[0][2]
         return report, [], None
     report.status = "partial" if failures else "ok"
     if failures:
         report.error = "; ".join(f"{e.isoformat()}: {msg}" for e, _, msg in failures)
-    matches = match_records(pd.concat(frames)) if frames else []
+    matches: list[Match] = []
+    if chains:
+        try:
+            rows = analyze_chains(
+                chains,
+                side,
+                risk_free_rate=env.risk_free_rate,
+                wide_spread_pct=env.wide_spread_pct,
+            )
+            matches = rows.records(select(rows, side, rules))
+        except Exception as exc:
+            log.exception("analysis of %s failed", chains[0].symbol)
+            report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
+            report.expirations.clear()
+            return report, [], None
+        report.contracts = len(rows)
+        report.forwards = {day.isoformat(): f.to_dict() for day, f in rows.forwards.items()}
     report.matches = len(matches)
     return report, matches, latest
 
@@ -258,7 +240,7 @@ def scan_symbols(
                 per_symbol = expirations_seen / symbols_opened if symbols_opened else 1.0
                 if ready and (not pending or len(ready) + per_symbol * opening >= concurrency):
                     symbol, expiration = ready.popleft()
-                    chain = partial(_scan_expiration, symbol, expiration, side, env, rules)
+                    chain = partial(_scan_expiration, symbol, expiration, env)
                     in_flight[submit(chain)] = ("chain", symbol, expiration)
                 else:
                     symbol = pending.popleft()
@@ -282,7 +264,7 @@ def scan_symbols(
                     on_done(symbol, (report, [], None))
                     check_due = True
                 elif not wanted:
-                    on_done(symbol, _close_symbol(report, as_of, [], {}))
+                    on_done(symbol, _close_symbol(report, as_of, [], {}, side, env, rules))
                     check_due = True
                 else:
                     opened[symbol] = _OpenSymbol(report, as_of, wanted)
@@ -292,9 +274,10 @@ def scan_symbols(
             state.outcomes[tag[2]] = outcome
             if len(state.outcomes) == len(state.wanted):
                 del opened[symbol]
-                on_done(
-                    symbol, _close_symbol(state.report, state.as_of, state.wanted, state.outcomes)
+                closed = _close_symbol(
+                    state.report, state.as_of, state.wanted, state.outcomes, side, env, rules
                 )
+                on_done(symbol, closed)
                 check_due = True
     finally:
         if pool is not None:

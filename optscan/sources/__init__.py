@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .base import (
     CHAIN_COLUMNS,
     Chain,
+    Contracts,
     EmptyChain,
     MalformedResponse,
     NoOptions,
@@ -27,6 +28,7 @@ __all__ = [
     "CHAIN_COLUMNS",
     "SOURCE_SPECS",
     "Chain",
+    "Contracts",
     "EmptyChain",
     "FetchPolicy",
     "MalformedResponse",

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pandas as pd
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from optscan.core.market import NEW_YORK
 from optscan.core.symbols import InvalidSymbol, normalize_symbol
 
-# Columns every source puts in Chain.calls / Chain.puts, with these units:
-#   contractSymbol (str), strike (USD), bid / ask / lastPrice (USD per share, NaN when Yahoo
-#   omits them), volume / openInterest (contracts, NaN when omitted),
-#   impliedVolatility (Yahoo's own figure, FRACTION per year, unreliable).
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The source's name (Yahoo v7's) of each Contracts field, in field order: what frame() shows.
 CHAIN_COLUMNS = (
     "contractSymbol",
     "strike",
@@ -65,6 +67,77 @@ def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=NEW_YORK)
 
 
+@dataclass(frozen=True, eq=False)
+class Contracts:
+    """One side of one expiration as parallel arrays, one entry per contract.
+
+    Units: strike USD; bid, ask, last USD per share; volume and open_interest contracts;
+    vendor_iv the source's own implied volatility, a FRACTION per year (unreliable). Every
+    float array holds NaN where the source gave no value.
+    """
+
+    contract: tuple[str, ...]  # OCC contract symbols
+    strike: NDArray[np.float64]
+    bid: NDArray[np.float64]
+    ask: NDArray[np.float64]
+    last: NDArray[np.float64]
+    volume: NDArray[np.float64]
+    open_interest: NDArray[np.float64]
+    vendor_iv: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        sizes = {len(getattr(self, name)) for name in _FIELDS}
+        if len(sizes) > 1:
+            raise ValueError(f"contract arrays of different lengths: {sorted(sizes)}")
+
+    def __len__(self) -> int:
+        return len(self.contract)
+
+    @property
+    def empty(self) -> bool:
+        """Return True when the side holds no contract."""
+        return not self.contract
+
+    @classmethod
+    def of(cls, contract: Sequence[str] = (), **arrays: ArrayLike) -> Contracts:
+        """Return contracts from their symbols and float columns (a missing column is all NaN)."""
+        n = len(contract)
+        unknown = set(arrays) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown contract fields: {sorted(unknown)}")
+        columns = {
+            name: np.asarray(arrays[name], dtype=np.float64)
+            if name in arrays
+            else np.full(n, np.nan)
+            for name in _FIELDS[1:]
+        }
+        return cls(tuple(contract), **columns)
+
+    def take(self, index: ArrayLike) -> Contracts:
+        """Return the contracts at index (positions or a boolean mask), in that order."""
+        chosen = np.asarray(index)
+        if chosen.dtype != bool:
+            chosen = chosen.astype(np.intp)  # an empty list arrives as floats
+        positions = np.arange(len(self))[chosen]
+        return Contracts(
+            tuple(self.contract[i] for i in positions),
+            *(getattr(self, name)[positions] for name in _FIELDS[1:]),
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """Return the contracts as a DataFrame with the source's column names (CHAIN_COLUMNS)."""
+        import pandas as pd
+
+        data = {
+            column: getattr(self, name) for column, name in zip(CHAIN_COLUMNS, _FIELDS, strict=True)
+        }
+        data["contractSymbol"] = np.array(self.contract, dtype=object)
+        return pd.DataFrame(data, columns=list(CHAIN_COLUMNS))
+
+
+_FIELDS = tuple(f.name for f in fields(Contracts))
+
+
 @dataclass(frozen=True)
 class Chain:
     """One expiration's calls and puts with the quote they were captured with."""
@@ -72,8 +145,8 @@ class Chain:
     symbol: str
     expiration: date
     quote: Quote
-    calls: pd.DataFrame  # CHAIN_COLUMNS
-    puts: pd.DataFrame  # CHAIN_COLUMNS
+    calls: Contracts
+    puts: Contracts
 
 
 class SourceError(Exception):

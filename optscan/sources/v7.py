@@ -1,18 +1,26 @@
-"""Parse and check Yahoo's /v7/finance/options answer (the body yfinance reads too)."""
+"""Parse and check Yahoo's /v7/finance/options answer (the body yfinance reads too).
+
+The body is decoded straight into the typed structs below (msgspec): the decoder checks every
+value's type as it goes (a contract's numbers are numbers or null, its strike and symbol are
+there) and skips the fields optscan does not read, about 3x faster than decoding to dicts and
+checking them after. The checks that are not about types follow in result_of and parse_quote.
+"""
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 from datetime import UTC, date, datetime, time
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple, TypeGuard
 
+import msgspec
 import numpy as np
-import pandas as pd
 
 from .base import (
     CHAIN_COLUMNS,
     Chain,
+    Contracts,
     MalformedResponse,
     Quote,
     SourceError,
@@ -21,8 +29,61 @@ from .base import (
     start_of_day,
 )
 
-# The numeric chain columns; contractSymbol is the only text column.
-_NUMERIC_COLUMNS = tuple(c for c in CHAIN_COLUMNS if c != "contractSymbol")
+
+class V7Contract(msgspec.Struct, gc=False):
+    """One contract as Yahoo sends it (the fields optscan reads, Yahoo's names: CHAIN_COLUMNS)."""
+
+    contractSymbol: str  # Yahoo's field names, as CHAIN_COLUMNS has them
+    strike: float
+    bid: float | None = None
+    ask: float | None = None
+    lastPrice: float | None = None
+    volume: float | None = None
+    openInterest: float | None = None
+    impliedVolatility: float | None = None
+
+
+class V7Option(msgspec.Struct):
+    """One expiration's calls and puts."""
+
+    expirationDate: int | float
+    calls: list[V7Contract] = msgspec.field(default_factory=list)
+    puts: list[V7Contract] = msgspec.field(default_factory=list)
+
+
+class V7Result(msgspec.Struct):
+    """optionChain.result[0]: the quote, the listed expirations and at most one chain."""
+
+    quote: dict[str, Any]
+    expirationDates: list[int | float]
+    underlyingSymbol: str | None = None
+    options: list[V7Option] = msgspec.field(default_factory=list)
+
+
+class V7OptionChain(msgspec.Struct):
+    """optionChain: the results, or the error Yahoo reports."""
+
+    result: list[V7Result] | None = None
+    error: Any = None
+
+
+class V7Finance(msgspec.Struct):
+    """finance: where Yahoo reports an error instead of an option chain (e.g. a bad crumb)."""
+
+    error: Any = None
+
+
+class V7Body(msgspec.Struct):
+    """A whole v7 answer."""
+
+    optionChain: V7OptionChain | None = None
+    finance: V7Finance | None = None
+
+
+_DECODER = msgspec.json.Decoder(V7Body)
+# A contract's numbers in Contracts field order (CHAIN_COLUMNS after contractSymbol).
+_NUMBERS = attrgetter(*CHAIN_COLUMNS[1:])
+_NAME = attrgetter("contractSymbol")
 
 
 class V7Answer(NamedTuple):
@@ -38,65 +99,65 @@ def expiration_epoch(day: date) -> int:
     return int(datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp())
 
 
-def expiration_date(epoch: int) -> date:
+@functools.lru_cache(maxsize=4096)
+def expiration_date(epoch: int | float) -> date:
     """Return the expiration day of one of Yahoo's expiration epochs (00:00 UTC)."""
+    # Cached: every body lists the symbol's expirations again, and symbols share them.
     return datetime.fromtimestamp(epoch, UTC).date()
 
 
-def load_body(symbol: str, body: str | bytes | dict) -> dict:
-    """Return a raw v7 body as a dict, or raise MalformedResponse if it is not a JSON object."""
-    if isinstance(body, dict):
-        return body
+def load_json(symbol: str, body: str | bytes) -> Any:
+    """Return any JSON body as plain data, or raise MalformedResponse if it is not JSON."""
     try:
-        payload = json.loads(body)
-    except (ValueError, TypeError) as exc:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, TypeError) as exc:
         raise MalformedResponse(symbol, f"answer is not JSON ({_excerpt(body)})") from exc
-    if not isinstance(payload, dict):
-        raise MalformedResponse(symbol, "answer is JSON but not an object")
-    return payload
 
 
-def result_of(symbol: str, payload: dict) -> dict:
-    """Return optionChain.result[0] after checking the whole body's shape.
+def load_body(symbol: str, body: str | bytes | dict) -> V7Body:
+    """Return a raw v7 body decoded and type-checked, or raise MalformedResponse."""
+    try:
+        if isinstance(body, dict):
+            return msgspec.convert(body, V7Body)
+        return _DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise MalformedResponse(symbol, f"answer is not the v7 shape: {exc}") from exc
+    except (msgspec.DecodeError, TypeError) as exc:
+        raise MalformedResponse(symbol, f"answer is not JSON ({_excerpt(body)})") from exc
+
+
+def result_of(symbol: str, payload: V7Body) -> V7Result:
+    """Return optionChain.result[0] after checking what the types alone do not.
 
     Raise MalformedResponse for anything that is not the v7 shape, SourceError for an error
     Yahoo reports inside the body, and UnknownSymbol for an empty result list.
     """
-    if "optionChain" not in payload:
-        error = (payload.get("finance") or {}).get("error") if "finance" in payload else None
+    chain = payload.optionChain
+    if chain is None:
+        error = payload.finance.error if payload.finance is not None else None
         if isinstance(error, dict):
             raise SourceError(symbol, f"Yahoo error: {_describe_error(error)}")
-        raise MalformedResponse(symbol, f"no optionChain in answer (keys: {sorted(payload)[:5]})")
-    chain = payload["optionChain"]
-    if not isinstance(chain, dict):
-        raise MalformedResponse(symbol, "optionChain is not an object")
-    if chain.get("error"):
-        error = chain["error"]
-        detail = _describe_error(error) if isinstance(error, dict) else str(error)
+        raise MalformedResponse(symbol, "no optionChain in answer")
+    if chain.error:
+        detail = _describe_error(chain.error) if isinstance(chain.error, dict) else chain.error
         raise SourceError(symbol, f"Yahoo error: {detail}")
-    results = chain.get("result")
-    if not isinstance(results, list):
+    if chain.result is None:
         raise MalformedResponse(symbol, "optionChain.result is not a list")
-    if not results:
+    if not chain.result:
         # What Yahoo answers for a symbol it does not know; one it knows without options
         # (BTC-USD) gets a result with a quote and no expirations.
         raise UnknownSymbol(symbol)
-    result = results[0]
-    if not isinstance(result, dict):
-        raise MalformedResponse(symbol, "optionChain.result[0] is not an object")
-    underlying = result.get("underlyingSymbol")
-    if isinstance(underlying, str) and underlying.upper() != symbol:
+    result = chain.result[0]
+    underlying = result.underlyingSymbol
+    if underlying is not None and underlying.upper() != symbol:
         raise MalformedResponse(symbol, f"answer is for {underlying}, not {symbol}")
-    dates = result.get("expirationDates")
-    if not isinstance(dates, list) or not all(_is_int(e) for e in dates):
+    dates = result.expirationDates
+    # Integers, the usual case, are checked at once; whole floats (1.7e9) one by one.
+    if not (set(map(type, dates)) <= {int} or all(_is_int(e) for e in dates)):
         raise MalformedResponse(symbol, "expirationDates is not a list of epoch seconds")
-    if not isinstance(result.get("quote"), dict):
-        raise MalformedResponse(symbol, "answer has no quote object")
-    options = result.get("options", [])
-    if not isinstance(options, list):
-        raise MalformedResponse(symbol, "options is not a list")
-    for option in options[:1]:
-        _check_option(symbol, option)
+    for option in result.options[:1]:
+        if not _is_int(option.expirationDate):
+            raise MalformedResponse(symbol, "options[0] has no expirationDate")
     return result
 
 
@@ -128,28 +189,27 @@ def parse_quote(symbol: str, quote: dict) -> Quote:
     )
 
 
-def parse_expirations(result: dict) -> list[date]:
+def parse_expirations(result: V7Result) -> list[date]:
     """Return the listed expirations of a checked result, nearest first, without repeats."""
-    return sorted({expiration_date(e) for e in result["expirationDates"]})
+    return sorted({expiration_date(e) for e in result.expirationDates})
 
 
-def chain_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Return contracts as a frame of exactly CHAIN_COLUMNS (floats, NaN where Yahoo omits)."""
-    if isinstance(rows, pd.DataFrame):
-        frame = rows.reindex(columns=list(CHAIN_COLUMNS))
-        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-        out["contractSymbol"] = frame["contractSymbol"].astype(str).to_numpy()
-        for column in _NUMERIC_COLUMNS:
-            out[column] = pd.to_numeric(frame[column], errors="raise").astype("float64").to_numpy()
-        return out
-    # Column by column from the contracts: ~10x faster than a frame of dicts, which matters
-    # when a scan parses a chain per request. float64 arrays turn a missing value into NaN.
-    columns: dict[str, np.ndarray] = {
-        "contractSymbol": np.array([str(row.get("contractSymbol")) for row in rows], dtype=object)
-    }
-    for column in _NUMERIC_COLUMNS:
-        columns[column] = np.array([row.get(column) for row in rows], dtype=np.float64)
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)), columns=list(CHAIN_COLUMNS))
+def contracts_of(symbol: str, contracts: list[V7Contract]) -> Contracts:
+    """Return decoded contracts as arrays (a missing number becomes NaN)."""
+    if not contracts:
+        return Contracts.of()
+    # One C-level pass over the contracts: a tuple of numbers each, then one 2-D array.
+    table = np.array(list(map(_NUMBERS, contracts)), dtype=np.float64).T.copy()
+    names = tuple(map(_NAME, contracts))
+    # Only a body handed over as data (msgspec.convert) can hold inf or NaN: JSON cannot.
+    bad = np.isinf(table)
+    bad[0] |= np.isnan(table[0])  # a strike is never missing
+    if bad.any():
+        row, contract = np.argwhere(bad)[0]
+        raise MalformedResponse(
+            symbol, f"{names[contract]}.{CHAIN_COLUMNS[1 + row]} is not a number"
+        )
+    return Contracts(names, *table)
 
 
 def parse_v7(body: str | bytes | dict, symbol: str) -> V7Answer:
@@ -158,43 +218,20 @@ def parse_v7(body: str | bytes | dict, symbol: str) -> V7Answer:
     return parse_result(symbol, result_of(symbol, load_body(symbol, body)))
 
 
-def parse_result(symbol: str, result: dict) -> V7Answer:
+def parse_result(symbol: str, result: V7Result) -> V7Answer:
     """Return (quote, expirations, chain or None) of a result that result_of() has checked."""
-    quote = parse_quote(symbol, result["quote"])
+    quote = parse_quote(symbol, result.quote)
     chain = None
-    options = result.get("options", [])
-    if options:
-        option = options[0]
+    if result.options:
+        option = result.options[0]
         chain = Chain(
             symbol=symbol,
-            expiration=expiration_date(option["expirationDate"]),
+            expiration=expiration_date(option.expirationDate),
             quote=quote,
-            calls=chain_frame(option.get("calls", [])),
-            puts=chain_frame(option.get("puts", [])),
+            calls=contracts_of(symbol, option.calls),
+            puts=contracts_of(symbol, option.puts),
         )
     return V7Answer(quote, parse_expirations(result), chain)
-
-
-def _check_option(symbol: str, option: Any) -> None:
-    if not isinstance(option, dict) or not _is_int(option.get("expirationDate")):
-        raise MalformedResponse(symbol, "options[0] has no expirationDate")
-    for side in ("calls", "puts"):
-        contracts = option.get(side, [])
-        if not isinstance(contracts, list):
-            raise MalformedResponse(symbol, f"options[0].{side} is not a list")
-        for contract in contracts:
-            if not isinstance(contract, dict):
-                raise MalformedResponse(symbol, f"a contract in {side} is not an object")
-            if not isinstance(contract.get("contractSymbol"), str):
-                raise MalformedResponse(symbol, f"a contract in {side} has no contractSymbol")
-            if not _is_number(contract.get("strike")):
-                raise MalformedResponse(symbol, f"{contract['contractSymbol']} has no strike")
-            for column in _NUMERIC_COLUMNS:
-                value = contract.get(column)
-                if value is not None and not _is_number(value):
-                    raise MalformedResponse(
-                        symbol, f"{contract['contractSymbol']}.{column} is not a number"
-                    )
 
 
 def _next_earnings(symbol: str, quote: dict, as_of: datetime) -> datetime | None:
@@ -228,11 +265,11 @@ def _describe_error(error: dict) -> str:
     return ": ".join(str(part) for part in (code, description) if part) or "unspecified"
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int | float]:
     # Yahoo's epochs are integers; accept 1.7e9-style floats that are whole.
     return _is_number(value) and float(value).is_integer()
 

@@ -52,7 +52,16 @@ from .base import (
 )
 from .policy import UNREACHABLE_AFTER, CircuitBreaker, FetchPolicy, Reachability
 from .quotesummary import CalendarEvents, parse_calendar_events, with_events
-from .v7 import V7Answer, expiration_epoch, load_body, normalise_symbol, parse_result, result_of
+from .v7 import (
+    V7Answer,
+    V7Result,
+    expiration_epoch,
+    load_body,
+    load_json,
+    normalise_symbol,
+    parse_result,
+    result_of,
+)
 from .yahoohttp import ConnectionFailed, YahooSession, running_under_gevent
 from .yfadapter import RateLimitError, YfClient, use_cache_dir
 
@@ -192,7 +201,7 @@ def _check_status(symbol: str, response: Any) -> None:
         raise SourceError(symbol, f"Yahoo answered HTTP {status}{_error_detail(response)}")
 
 
-def _check_v7(symbol: str, response: Any) -> dict:
+def _check_v7(symbol: str, response: Any) -> V7Result:
     if response.status_code == 404:
         raise UnknownSymbol(symbol)
     _check_status(symbol, response)
@@ -203,7 +212,7 @@ def _check_calendar(symbol: str, response: Any) -> CalendarEvents:
     if response.status_code == 404:  # "No fundamentals data found": a fund, a currency, ...
         return CalendarEvents()
     _check_status(symbol, response)
-    return parse_calendar_events(symbol, load_body(symbol, response.content))
+    return parse_calendar_events(symbol, load_json(symbol, response.content))
 
 
 def _error_detail(response: Any) -> str:
