@@ -81,4 +81,4 @@ def test_a_forced_replay_scan_loads_only_what_it_uses(
         "REDIS_URL": redis_url,
         "OPTSCAN_REDIS_PREFIX": redis_prefix,
     }
-    assert loaded_after(code, env) == {"pandas", "scipy"}
+    assert loaded_after(code, env) == {"scipy"}  # the IV solver; pandas is no longer needed

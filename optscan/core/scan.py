@@ -37,7 +37,7 @@ from optscan.store.watchlist import Watchlist
 log = logging.getLogger(__name__)
 
 # Per-symbol progress: (symbols done so far, total, symbol, that symbol's matches, its report).
-Progress = Callable[[int, int, str, list[dict[str, Any]], "SymbolReport"], None]
+Progress = Callable[[int, int, str, list[Match], SymbolReport], None]
 
 
 @dataclass(frozen=True)
