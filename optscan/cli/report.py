@@ -42,7 +42,7 @@ class ProgressPrinter:
         index: int,
         total: int,
         symbol: str,
-        matches: list[dict[str, Any]],
+        matches: list[Match],
         report: Any = None,
     ) -> None:
         self.found += len(matches)

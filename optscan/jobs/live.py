@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from optscan.core.market import Clock
-from optscan.core.models import OK_STATUSES, ScanResult
+from optscan.core.models import OK_STATUSES, Match, ScanResult
 from optscan.store.events import ScanEvents
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class LiveScan:
         index: int,
         total: int,
         symbol: str,
-        matches: list[dict[str, Any]],
+        matches: list[Match],
         report: Any = None,
     ) -> None:
         """Publish one symbol's rows and the scan's progress (a perform_scan progress callback)."""
