@@ -144,9 +144,19 @@ def test_invalid_events_are_refused_and_not_logged(
         events.publish("message", {})
     with pytest.raises(TypeError):
         events.publish("progress", ["not", "a", "dict"])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="Out of range float"):
-        events.publish("progress", {"iv": float("nan")})  # browsers' JSON.parse rejects NaN
     assert redis_client.xlen(events.log_key) == 0
+
+
+def test_a_missing_number_is_published_as_null(events: ScanEvents, redis_client) -> None:
+    # Browsers' JSON.parse rejects NaN: the log and the channel carry null instead.
+    event_id = events.publish("progress", {"iv": float("nan"), "delta": -0.2})
+    (logged,) = redis_client.xrange(events.log_key)
+    assert logged[0] == event_id
+    assert json.loads(logged[1]["data"], parse_constant=_refuse) == {"iv": None, "delta": -0.2}
+
+
+def _refuse(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON a browser can parse")
 
 
 def test_concurrent_publishers_reach_subscribers_in_id_order(

@@ -84,10 +84,12 @@ def test_progress_order_payloads_and_eta(events: ScanEvents, redis_client: redis
     done1, progress1, done2, progress2 = (e["data"] for e in log[1:])
     assert done1["symbol"] == "AAPL" and done1["status"] == "ok" and done1["count"] == 2
     assert "error" not in done1
-    assert done1["rows"] == first and done1["spot"] == 230.5 and done1["as_of"] == "t1"
+    # The rows are on the board (written just before); the event only names them.
+    assert "rows" not in done1 and done1["spot"] == 230.5 and done1["as_of"] == "t1"
+    assert (done1["side"], done1["scan_id"]) == ("put", "scan-1")
     assert done2 == {
         "symbol": "MSFT", "index": 2, "status": "rate_limited", "error": "HTTP 429",
-        "count": 0, "rows": [], "spot": None, "as_of": None,
+        "count": 0, "spot": None, "as_of": None, "side": "put", "scan_id": "scan-1",
     }  # fmt: skip
     # ETA: mean seconds per symbol so far times the symbols left.
     assert progress1 == {
@@ -114,9 +116,10 @@ def test_a_progress_callback_without_report_says_done(events: ScanEvents, redis_
     assert done[0]["data"]["status"] == STATUS_DONE
 
 
-def test_each_symbols_rows_are_encoded_once(events: ScanEvents, redis_client) -> None:
-    # The snapshot stays the same size however many rows the scan finds: nothing is
-    # re-encoded per symbol (a 200-symbol scan once rewrote every row after each symbol).
+def test_no_event_or_snapshot_grows_with_the_rows(events: ScanEvents, redis_client) -> None:
+    # The snapshot stays the same size however many rows the scan finds, and the events carry
+    # no rows: nothing is re-encoded per symbol (a 200-symbol scan once rewrote every row
+    # after each symbol) and the rows cross Redis once, to the board.
     live = make_live(events)
     live.started([f"S{i}" for i in range(30)])
     sizes = []
@@ -126,7 +129,8 @@ def test_each_symbols_rows_are_encoded_once(events: ScanEvents, redis_client) ->
         sizes.append(len(redis_client.get(events.state_key)))
     assert sizes[-1] - sizes[0] < 30 * 60  # the "done" entries only, ~50 bytes a symbol
     done = [e for e in all_events(events, redis_client) if e["type"] == "symbol-done"]
-    assert [len(e["data"]["rows"]) for e in done] == [50] * 30
+    assert [e["data"]["count"] for e in done] == [50] * 30
+    assert max(len(redis_client.xrange(events.log_key)[-2][1]["data"]), 0) < 400
 
 
 def _result(success: bool, message: str, **kwargs) -> ScanResult:
@@ -225,7 +229,9 @@ def test_a_real_scan_publishes_one_symbol_done_per_symbol(
     assert len(by_symbol["AAPL"]) > 2
     for symbol in symbols:
         assert done[symbol]["count"] == len(by_symbol[symbol])
-        assert done[symbol]["rows"] == by_symbol[symbol]
+        assert "rows" not in done[symbol]
+        board = env.store.group("put", symbol) if env.store else None
+        assert (board["matches"] if board else []) == by_symbol[symbol]
     progress = [e["data"] for e in log if e["type"] == "progress"]
     assert [p["index"] for p in progress] == [1, 2, 3] and {p["total"] for p in progress} == {3}
     assert progress[-1]["matches_so_far"] == len(result.matches)

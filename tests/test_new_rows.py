@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from optscan.core.newness import NEW
+from optscan.web.liverows import RowRenderer
 from tests.replaydirs import build_replay_dir
 
 STRICT = ["scan", "--force", "--symbols", "AAPL", "--min-return", "50", "--json"]
@@ -45,7 +46,9 @@ def test_rows_new_since_the_previous_scan_are_flagged_on_the_board_page_and_stre
     # The command's own rows and the live rows say the same.
     assert {m["contract"] for m in second["matches"] if NEW in m["flags"]} == added
     live = [e for e in app.extensions["optscan"].events.logged() if e.type == "symbol-done"][-1]
-    assert {r["contract"] for r in live.data["rows"] if NEW in r["flags"]} == added
+    html = RowRenderer(app)(live.type, live.id, live.data)["html"]
+    shown = {c for c in added if f'data-contract="{c}"' in html}
+    assert shown == added and html.count("badge-ok") == len(added)
 
     page = app.test_client().get("/").get_data(as_text=True)
     for contract in added:

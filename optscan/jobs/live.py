@@ -4,16 +4,16 @@ Event payloads (published through ScanEvents, in this order):
 
 - ``scan-started``: trigger, scan_id, side, symbols, total, started_at
 - per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, spot,
-  as_of, rows: that symbol's Match rows, published once; the web worker that serves a stream
-  renders them as HTML) then ``progress`` (index, total, symbol, matches_so_far, failed_so_far,
-  elapsed_s, eta_s)
+  as_of, side, scan_id; the rows themselves are on the results board, written once just before,
+  where the web worker serving a stream reads and renders them) then ``progress`` (index, total,
+  symbol, matches_so_far, failed_so_far, elapsed_s, eta_s)
 - ``scan-finished`` (success, message, counts, finished_at, side, trigger, scan_id, failed) when
   the scan completed, or ``scan-failed`` (reason in plain words, plus what is known) otherwise.
 
 The snapshot (ScanEvents.set_state) holds the progress, each finished symbol's status and the
 id of the last event it includes, so a page rendered from it (with the rows the scan has written
 to the results board so far) can follow the stream from exactly there. Nothing grows with the
-rows found: each symbol's rows are encoded once, in its own event.
+rows found: each symbol's rows are encoded and sent to Redis once, to the board.
 Publishing is best effort: a Redis failure is logged and the scan goes on.
 """
 
@@ -149,7 +149,8 @@ class LiveScan:
         failed = self._state.get("failed_so_far", 0) + (status not in (*OK_STATUSES, STATUS_DONE))
         spot = getattr(report, "price", None) if report is not None else None
         as_of = getattr(report, "as_of", None) if report is not None else None
-        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, "rows": list(matches)})
+        where = {"side": self.side, "scan_id": self.scan_id}
+        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, **where})
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.
