@@ -30,8 +30,9 @@ system-deps:
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
-# Run the whole test suite (installs the Debian packages it needs first, see system-deps)
-test *args: system-deps
+# Run the whole test suite after the linters and the type checker (installs the Debian packages
+# it needs first, see system-deps)
+test *args: system-deps lint
     {{bin}}/python -m pytest {{args}}
 
 # Run the fast part of the suite: no servers, subprocesses or browser (about a minute)
@@ -46,7 +47,8 @@ scan *args:
 bench *args:
     {{bin}}/python -m bench {{args}}
 
-# Lint and check formatting
+# Lint, check formatting and check types (mypy; 0 errors is the rule)
 lint:
     {{bin}}/ruff check .
     {{bin}}/ruff format --check .
+    {{bin}}/mypy
