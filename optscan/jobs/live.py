@@ -4,9 +4,9 @@ Event payloads (published through ScanEvents, in this order):
 
 - ``scan-started``: trigger, scan_id, side, symbols, total, started_at
 - per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, spot,
-  as_of, rows: that symbol's Match rows, published once; the web worker that serves a stream
-  renders them as HTML) then ``progress`` (index, total, symbol, matches_so_far, failed_so_far,
-  elapsed_s, eta_s)
+  as_of, iv: the report's IV30 and IV rank fields, rows: that symbol's Match rows, published
+  once; the web worker that serves a stream renders them as HTML) then ``progress`` (index,
+  total, symbol, matches_so_far, failed_so_far, elapsed_s, eta_s)
 - ``scan-finished`` (success, message, counts, finished_at, side, trigger, scan_id, failed) when
   the scan completed, or ``scan-failed`` (reason in plain words, plus what is known) otherwise.
 
@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from optscan.core.ivrank import IV_FIELDS
 from optscan.core.market import Clock
 from optscan.core.models import OK_STATUSES, Match, ScanResult
 from optscan.store.events import ScanEvents
@@ -149,7 +150,11 @@ class LiveScan:
         failed = self._state.get("failed_so_far", 0) + (status not in (*OK_STATUSES, STATUS_DONE))
         spot = getattr(report, "price", None) if report is not None else None
         as_of = getattr(report, "as_of", None) if report is not None else None
-        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, "rows": list(matches)})
+        iv = {k: getattr(report, k) for k in IV_FIELDS if hasattr(report, k)}
+        self._publish(
+            "symbol-done",
+            {**done, "spot": spot, "as_of": as_of, "iv": iv, "rows": list(matches)},
+        )
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.

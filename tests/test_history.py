@@ -1,0 +1,307 @@
+"""The scan history: the store on SQLite and PostgreSQL, retention, the hook, CLI, JSON, IV rank.
+
+Every test of the store runs on SQLite and, when a server is reachable, PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optscan.core.market import NEW_YORK, MarketCalendar
+from optscan.core.models import ScanResult, SymbolReport
+from optscan.store.history import HistoryStore
+from optscan.web.liverows import RowRenderer
+from tests.clocks import FrozenClock
+from tests.replaydirs import build_replay_dir
+
+T0 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # Mon 11:00 ET
+
+
+def match(symbol: str, strike: float, ret: float) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "side": "put",
+        "contract": f"{symbol}261204P{int(strike * 1000):08d}",
+        "expiration": "2026-12-04",
+        "dte": 11,
+        "strike": strike,
+        "bid": 1.0,
+        "ask": 1.1,
+        "otm_pct": 5.0,
+        "annualized_return": ret,
+        "delta": -0.15,
+        "iv": 0.3,
+        "open_interest": 100,
+        "volume": 10,
+        "flags": ["earnings"],
+    }
+
+
+def scan_result(at: datetime, reports: dict[str, SymbolReport], matches: list) -> ScanResult:
+    return ScanResult(
+        success=True,
+        message="",
+        side="put",
+        trigger="cli",
+        started_at=at,
+        finished_at=at,
+        rules="",
+        symbols=reports,
+        matches=matches,
+    )
+
+
+def report(iv30: float | None = 0.25, matches: int = 0, **more: Any) -> SymbolReport:
+    return SymbolReport(
+        status="ok",
+        price=200.0,
+        as_of=(T0 - timedelta(minutes=5)).isoformat(),
+        atm_iv={"2026-11-27": 0.24, "2026-12-04": 0.26},
+        iv30=iv30,
+        matches=matches,
+        **more,
+    )
+
+
+def record(store: HistoryStore, at: datetime, day: date, **reports: SymbolReport) -> int:
+    return store.record(scan_result(at, reports, []), uuid.uuid4().hex, day)
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+def test_a_completed_scan_is_recorded_once_and_read_back(database: Path | str) -> None:
+    store = HistoryStore(database, clock=FrozenClock(T0), matches_per_symbol=2)
+    found = [match("AAPL", 190, 40.0), match("AAPL", 185, 55.0), match("AAPL", 180, 31.0)]
+    reports = {
+        "AAPL": report(0.25, matches=3, vendor_iv30=0.27),
+        "MSFT": report(None, matches=0),
+        "NVDA": SymbolReport(status="rate_limited", error="Yahoo said 429"),
+    }
+    result = scan_result(T0, reports, found)
+    assert store.record(result, "scan-1", date(2026, 11, 23)) == 2  # the failed symbol: no row
+    assert store.record(result, "scan-1", date(2026, 11, 23)) == 0  # once only
+    unsuccessful = scan_result(T0, reports, found)
+    unsuccessful.success = False
+    assert store.record(unsuccessful, "scan-2", date(2026, 11, 23)) == 0
+
+    (point,) = store.points("AAPL")
+    assert point == {
+        "id": point["id"],
+        "scan_id": "scan-1",
+        "side": "put",
+        "symbol": "AAPL",
+        "scanned_at": "2026-11-23T16:00:00+00:00",
+        "trading_day": "2026-11-23",
+        "spot": 200.0,
+        "quote_at": "2026-11-23T15:55:00+00:00",
+        "atm_iv": {"2026-11-27": 0.24, "2026-12-04": 0.26},
+        "iv30": 0.25,
+        "vendor_iv30": 0.27,
+        "matches": 3,
+        "best_return": 55.0,
+    }
+    assert store.points("MSFT")[0]["iv30"] is None and store.points("NVDA") == []
+    # The best two matches are kept, best first.
+    kept = store.matches_of([point["id"]])[point["id"]]
+    assert [m["strike"] for m in kept] == [185.0, 190.0]
+    assert kept[0]["flags"] == "earnings" and kept[0]["contract"] == "AAPL261204P00185000"
+    figures = store.stats()
+    assert (figures.rows, figures.matches, figures.symbols) == (2, 2, 2)
+    assert figures.oldest == figures.newest == T0 and figures.bytes > 0
+    assert [s for s, _, _ in store.symbols()] == ["AAPL", "MSFT"]
+
+
+def test_each_trading_days_value_is_its_last_scan_with_a_30_day_iv(database: Path | str) -> None:
+    store = HistoryStore(database)
+    d1, d2, d3 = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
+    at = lambda day, hour: datetime.combine(day, time(hour), NEW_YORK)  # noqa: E731
+    record(store, at(d1, 10), d1, AAPL=report(0.20), MSFT=report(0.50))
+    record(store, at(d1, 15), d1, AAPL=report(0.30))  # d1's last scan
+    record(store, at(d2, 11), d2, AAPL=report(0.25))
+    record(store, at(d2, 14), d2, AAPL=report(None))  # no IV: the day keeps 0.25
+    record(store, at(d3, 10), d3, AAPL=report(0.40))  # today: not a prior day
+    assert store.daily_iv30(["AAPL", "MSFT", "NVDA"], d1, d3) == {
+        "AAPL": [0.30, 0.25],
+        "MSFT": [0.50],
+    }
+    assert store.daily_iv30(["AAPL"], d2, d3) == {"AAPL": [0.25]}  # the window's start
+    assert store.daily_iv30([], d1, d3) == {}
+
+
+def test_pruning_follows_the_retention_with_a_fake_clock(database: Path | str) -> None:
+    clock = FrozenClock(T0)
+    store = HistoryStore(database, clock=clock, retention_days=400)
+    ages = (500, 401, 400.5, 399, 1)
+    for age in ages:
+        at = T0 - timedelta(days=age)
+        result = scan_result(at, {"AAPL": report(matches=2)}, [match("AAPL", 190, 40.0)] * 2)
+        store.record(result, f"scan-{age}", at.date())
+    assert store.stats().matches == 10
+    # Batches of one: three transactions delete the three rows older than 400 days.
+    assert store.prune(batch=1) == 3
+    left = store.points("AAPL")
+    assert [p["scan_id"] for p in left] == ["scan-399", "scan-1"]
+    assert store.stats().matches == 4  # their matches went with them
+    assert store.prune() == 0
+    clock.at = T0 + timedelta(days=2)  # two days on, the 399-day-old scan is due
+    assert store.prune() == 1
+    assert [p["scan_id"] for p in store.points("AAPL")] == ["scan-1"]
+    with pytest.raises(ValueError, match="retention_days must be at least 1"):
+        HistoryStore(database, retention_days=0)
+
+
+# -- through the app: the CLI, the JSON, the page --------------------------------------------
+
+
+@pytest.fixture
+def aapl_dir(tmp_path: Path) -> Path:
+    return build_replay_dir(tmp_path / "replay", "aapl")
+
+
+def cli_scan(app, *args: str) -> dict[str, Any]:
+    result = app.test_cli_runner().invoke(
+        args=["scan", "--force", "--symbols", "AAPL", "--json", *args]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_two_identical_cli_scans_are_both_in_the_history(make_app, aapl_dir: Path) -> None:
+    app = make_app(SOURCE=f"replay:{aapl_dir}")
+    first, second = cli_scan(app), cli_scan(app)
+    aapl = first["symbols"]["AAPL"]
+    assert aapl["iv30"] is not None and set(aapl["atm_iv"]) <= set(aapl["expirations"])
+    assert aapl["iv_days"] == 1 and aapl["iv_rank"] is None and aapl["vendor_iv30"] is None
+    assert second["symbols"]["AAPL"]["iv30"] == aapl["iv30"]
+
+    client = app.test_client()
+    response = client.get("/history.json?symbol=aapl")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["symbol"] == "AAPL"
+    points = body["points"]
+    assert len(points) == 2 and points[0]["id"] < points[1]["id"]  # oldest first
+    assert {p["matches"] for p in points} == {len(first["matches"])}
+    assert points[0]["iv30"] == aapl["iv30"] and points[0]["spot"] == aapl["price"]
+    assert points[0]["best_return"] == max(m["annualized_return"] for m in first["matches"])
+
+    for bad in ("/history.json?symbol=$$", "/history.json", "/history.json?symbol=AAPL&days=x"):
+        refused = client.get(bad)
+        assert refused.status_code == 400 and refused.is_json, bad
+        assert refused.get_json()["error"]
+    assert "invalid symbol '$$'" in client.get("/history.json?symbol=$$").get_json()["error"]
+    assert client.get("/history.json?symbol=ZZZZ").get_json()["points"] == []
+
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["history", "AAPL", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == points
+    table = runner.invoke(args=["history", "aapl"])
+    assert table.exit_code == 0
+    assert table.stdout.count("Mon 2026-11-23 11:00 ET") == 2
+    assert "IV rank n/a (1 of 20 days)" in table.stdout
+    stats = runner.invoke(args=["history", "--stats", "--json"])
+    assert json.loads(stats.stdout)["rows"] == 2
+    assert runner.invoke(args=["history"]).exit_code == 2
+    assert runner.invoke(args=["history", "$$"]).exit_code == 2
+
+    page = client.get("/history?symbol=AAPL&days=all")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    chart = re.search(r'<script type="application/json" id="history-data">(.*?)</script>', html)
+    assert chart is not None and len(json.loads(chart.group(1))) == 2
+    assert html.count('<tr data-scan-id="') == 2
+    assert client.get("/history?symbol=$$").status_code == 400
+    index = client.get("/history").get_data(as_text=True)
+    assert 'href="/history?symbol=AAPL"' in index and "2 scan rows" in index
+
+
+def seed_days(app, values: list[float], symbol: str = "AAPL") -> None:
+    """Record one scan per trading day before the clock's, oldest first, with these IVs."""
+    svc = app.extensions["optscan"]
+    calendar: MarketCalendar = svc.calendar
+    today = calendar.trading_day(svc.now())
+    for back, iv30 in zip(range(len(values), 0, -1), values, strict=True):
+        day = calendar.sessions_back(today, back)
+        at = datetime.combine(day, time(15), NEW_YORK)
+        svc.history.record(scan_result(at, {symbol: report(iv30)}, []), uuid.uuid4().hex, day)
+
+
+def group_html(html: str, symbol: str) -> str:
+    found = re.search(rf'<tbody class="group[^"]*" data-symbol="{symbol}".*?</tbody>', html, re.S)
+    assert found is not None, html
+    return found.group(0)
+
+
+def test_iv_rank_shows_and_the_minimum_filters(make_app, aapl_dir: Path) -> None:
+    app = make_app(SOURCE=f"replay:{aapl_dir}")
+    # Without history: no rank, and the minimum is not applied (and says so).
+    fresh = cli_scan(app, "--min-iv-rank", "50")
+    aapl = fresh["symbols"]["AAPL"]
+    assert fresh["matches"] and aapl["matches"] == len(fresh["matches"])
+    assert aapl["iv_rank_note"] == (
+        "not filtered by the minimum IV rank 50%: IV rank n/a (1 of 20 days)"
+    )
+    assert "IV rank >= 50%" in fresh["rules"]
+
+    # 25 prior trading days from 15 % to 39 %; today's 30-day IV lies among them.
+    values = [0.15 + 0.01 * i for i in range(25)]
+    seed_days(app, values)
+    ranked = cli_scan(app)
+    aapl = ranked["symbols"]["AAPL"]
+    today = aapl["iv30"]
+    assert 0.15 < today < 0.39
+    assert aapl["iv_days"] == 26  # the 25 days and today (today's earlier scan is replaced)
+    assert aapl["iv_rank"] == pytest.approx((today - 0.15) / (0.39 - 0.15))
+    assert aapl["iv_percentile"] == pytest.approx(sum(v < today for v in values) / 25)
+    assert aapl["iv_rank_note"] is None and ranked["matches"]
+    shown = f"IV rank {aapl['iv_rank'] * 100:.0f}%, percentile {aapl['iv_percentile'] * 100:.0f}%"
+
+    # The page's symbol head line shows it, and the live rendering of the scan's symbol-done
+    # event is the same section.
+    client = app.test_client()
+    stored = group_html(client.get("/").get_data(as_text=True), "AAPL")
+    assert shown in stored and f"IV30 {today * 100:.1f}%" in stored
+    svc = app.extensions["optscan"]
+    (done,) = [e for e in svc.events.logged() if e.type == "symbol-done"][-1:]
+    live = RowRenderer(app)("symbol-done", done.id, done.data)["html"]
+    assert live == stored
+
+    # A minimum above today's rank: AAPL keeps no rows, says why, and did not fail.
+    above = aapl["iv_rank"] * 100 + 1
+    filtered = cli_scan(app, "--min-iv-rank", f"{above:.3f}")
+    aapl = filtered["symbols"]["AAPL"]
+    assert filtered["matches"] == [] and aapl["matches"] == 0 and aapl["status"] == "ok"
+    assert aapl["iv_rank_note"] == (
+        f"IV rank {aapl['iv_rank'] * 100:.0f}% is below the minimum {above:.3f}%: no rows kept"
+    )
+    assert filtered["counts"]["failed"] == 0 and filtered["success"] is True
+    page = client.get("/").get_data(as_text=True)
+    assert "no rows kept" in group_html(page, "AAPL")
+    # A minimum at or below it keeps the rows.
+    assert cli_scan(app, "--min-iv-rank", f"{above - 2:.3f}")["matches"]
+    # The history page ranks the latest day the same way.
+    history = client.get("/history?symbol=AAPL").get_data(as_text=True)
+    assert shown in history
+
+
+def test_a_failing_history_never_fails_the_scan(make_app, aapl_dir: Path, caplog) -> None:
+    app = make_app(SOURCE=f"replay:{aapl_dir}")
+    svc = app.extensions["optscan"]
+    # The history's file is a folder: neither the rank's read nor the recording can open it.
+    Path(svc.instance_path / "history.sqlite3").mkdir()
+    result = app.test_cli_runner().invoke(args=["scan", "--force", "--symbols", "AAPL", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["success"] is True and body["matches"]
+    assert body["symbols"]["AAPL"]["iv_rank"] is None
+    assert "History: the scan was not recorded" in result.stderr
+    errors = [r for r in caplog.records if "not recorded in the history" in r.getMessage()]
+    assert len(errors) == 1 and "\n" not in errors[0].getMessage()
