@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from optscan.core.market import NEW_YORK, MarketCalendar
+from optscan.core.ivrank import trading_day
+from optscan.core.market import NEW_YORK
 from optscan.core.models import ScanResult, SymbolReport
 from optscan.store.history import HistoryStore
 from optscan.web.liverows import RowRenderer
@@ -59,19 +60,22 @@ def scan_result(at: datetime, reports: dict[str, SymbolReport], matches: list) -
 
 
 def report(iv30: float | None = 0.25, matches: int = 0, **more: Any) -> SymbolReport:
-    return SymbolReport(
-        status="ok",
-        price=200.0,
-        as_of=(T0 - timedelta(minutes=5)).isoformat(),
-        atm_iv={"2026-11-27": 0.24, "2026-12-04": 0.26},
-        iv30=iv30,
-        matches=matches,
-        **more,
-    )
+    fields: dict[str, Any] = {
+        "status": "ok",
+        "price": 200.0,
+        "as_of": (T0 - timedelta(minutes=5)).isoformat(),
+        "atm_iv": {"2026-11-27": 0.24, "2026-12-04": 0.26},
+        "iv30": iv30,
+        "matches": matches,
+    }
+    return SymbolReport(**{**fields, **more})
 
 
-def record(store: HistoryStore, at: datetime, day: date, **reports: SymbolReport) -> int:
-    return store.record(scan_result(at, reports, []), uuid.uuid4().hex, day)
+def record(store: HistoryStore, at: datetime, **reports: SymbolReport) -> int:
+    """Record a scan at `at` whose quotes are from `at` too."""
+    for one in reports.values():
+        one.as_of = at.isoformat()
+    return store.record(scan_result(at, reports, []), uuid.uuid4().hex)
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -86,11 +90,11 @@ def test_a_completed_scan_is_recorded_once_and_read_back(database: Path | str) -
         "NVDA": SymbolReport(status="rate_limited", error="Yahoo said 429"),
     }
     result = scan_result(T0, reports, found)
-    assert store.record(result, "scan-1", date(2026, 11, 23)) == 2  # the failed symbol: no row
-    assert store.record(result, "scan-1", date(2026, 11, 23)) == 0  # once only
+    assert store.record(result, "scan-1") == 2  # the failed symbol: no row
+    assert store.record(result, "scan-1") == 0  # once only
     unsuccessful = scan_result(T0, reports, found)
     unsuccessful.success = False
-    assert store.record(unsuccessful, "scan-2", date(2026, 11, 23)) == 0
+    assert store.record(unsuccessful, "scan-2") == 0
 
     (point,) = store.points("AAPL")
     assert point == {
@@ -123,17 +127,18 @@ def test_each_trading_days_value_is_its_last_scan_with_a_30_day_iv(database: Pat
     store = HistoryStore(database)
     d1, d2, d3 = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
     at = lambda day, hour: datetime.combine(day, time(hour), NEW_YORK)  # noqa: E731
-    record(store, at(d1, 10), d1, AAPL=report(0.20), MSFT=report(0.50))
-    record(store, at(d1, 15), d1, AAPL=report(0.30))  # d1's last scan
-    record(store, at(d2, 11), d2, AAPL=report(0.25))
-    record(store, at(d2, 14), d2, AAPL=report(None))  # no IV: the day keeps 0.25
-    record(store, at(d3, 10), d3, AAPL=report(0.40))  # today: not a prior day
-    assert store.daily_iv30(["AAPL", "MSFT", "NVDA"], d1, d3) == {
-        "AAPL": [0.30, 0.25],
-        "MSFT": [0.50],
-    }
-    assert store.daily_iv30(["AAPL"], d2, d3) == {"AAPL": [0.25]}  # the window's start
-    assert store.daily_iv30([], d1, d3) == {}
+    record(store, at(d1, 10), AAPL=report(0.20), MSFT=report(0.50))
+    record(store, at(d1, 15), AAPL=report(0.30))  # d1's last scan
+    record(store, at(d2, 11), AAPL=report(0.25))
+    record(store, at(d2, 14), AAPL=report(None))  # no IV: the day keeps 0.25
+    record(store, at(d2, 20), AAPL=report(0.27))  # 20:00 ET: still d2's quotes
+    record(store, at(d3, 10), AAPL=report(0.40))  # today: not a prior day
+    record(store, at(d1, 12), AAPL=report(0.90))  # recorded late, but not d1's last scan
+    assert store.daily_iv30("AAPL", d1, d3) == [0.30, 0.27]
+    assert store.daily_iv30("MSFT", d1, d3) == [0.50]
+    assert store.daily_iv30("NVDA", d1, d3) == []
+    assert store.daily_iv30("AAPL", d2, d3) == [0.27]  # the window's start
+    assert store.points("AAPL")[-2]["trading_day"] == "2026-11-20"
 
 
 def test_pruning_follows_the_retention_with_a_fake_clock(database: Path | str) -> None:
@@ -142,18 +147,22 @@ def test_pruning_follows_the_retention_with_a_fake_clock(database: Path | str) -
     ages = (500, 401, 400.5, 399, 1)
     for age in ages:
         at = T0 - timedelta(days=age)
-        result = scan_result(at, {"AAPL": report(matches=2)}, [match("AAPL", 190, 40.0)] * 2)
-        store.record(result, f"scan-{age}", at.date())
+        one = report(iv30=age / 1000, matches=2, as_of=at.isoformat())
+        store.record(scan_result(at, {"AAPL": one}, [match("AAPL", 190, 40.0)] * 2), f"scan-{age}")
     assert store.stats().matches == 10
+    everything = (date(2020, 1, 1), date(2030, 1, 1))
+    assert store.daily_iv30("AAPL", *everything) == [0.5, 0.401, 0.4005, 0.399, 0.001]
     # Batches of one: three transactions delete the three rows older than 400 days.
     assert store.prune(batch=1) == 3
     left = store.points("AAPL")
     assert [p["scan_id"] for p in left] == ["scan-399", "scan-1"]
     assert store.stats().matches == 4  # their matches went with them
+    assert store.daily_iv30("AAPL", *everything) == [0.399, 0.001]  # and their days
     assert store.prune() == 0
     clock.at = T0 + timedelta(days=2)  # two days on, the 399-day-old scan is due
     assert store.prune() == 1
     assert [p["scan_id"] for p in store.points("AAPL")] == ["scan-1"]
+    assert store.daily_iv30("AAPL", *everything) == [0.001]
     with pytest.raises(ValueError, match="retention_days must be at least 1"):
         HistoryStore(database, retention_days=0)
 
@@ -223,15 +232,22 @@ def test_two_identical_cli_scans_are_both_in_the_history(make_app, aapl_dir: Pat
     assert 'href="/history?symbol=AAPL"' in index and "2 scan rows" in index
 
 
-def seed_days(app, values: list[float], symbol: str = "AAPL") -> None:
-    """Record one scan per trading day before the clock's, oldest first, with these IVs."""
+def seed_days(app, today: date, values: list[float], symbol: str = "AAPL") -> None:
+    """Record one scan per weekday before `today`, oldest first, with these 30-day IVs."""
+    days: list[date] = []
+    day = today
+    while len(days) < len(values):
+        day -= timedelta(days=1)
+        if day.weekday() < 5:
+            days.append(day)
     svc = app.extensions["optscan"]
-    calendar: MarketCalendar = svc.calendar
-    today = calendar.trading_day(svc.now())
-    for back, iv30 in zip(range(len(values), 0, -1), values, strict=True):
-        day = calendar.sessions_back(today, back)
-        at = datetime.combine(day, time(15), NEW_YORK)
-        svc.history.record(scan_result(at, {symbol: report(iv30)}, []), uuid.uuid4().hex, day)
+    for back, (day, iv30) in enumerate(zip(reversed(days), values, strict=True)):
+        # Quotes of `day` (the replayed ones are from 2025), scanned days before the clock's
+        # time, within the retention.
+        one = report(iv30)
+        one.as_of = datetime.combine(day, time(15), NEW_YORK).isoformat()
+        at = svc.now() - timedelta(days=len(values) - back)
+        svc.history.record(scan_result(at, {symbol: one}, []), uuid.uuid4().hex)
 
 
 def group_html(html: str, symbol: str) -> str:
@@ -253,7 +269,7 @@ def test_iv_rank_shows_and_the_minimum_filters(make_app, aapl_dir: Path) -> None
 
     # 25 prior trading days from 15 % to 39 %; today's 30-day IV lies among them.
     values = [0.15 + 0.01 * i for i in range(25)]
-    seed_days(app, values)
+    seed_days(app, trading_day(aapl["as_of"]), values)
     ranked = cli_scan(app)
     aapl = ranked["symbols"]["AAPL"]
     today = aapl["iv30"]

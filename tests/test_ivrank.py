@@ -11,8 +11,16 @@ import pytest
 
 from optscan.core.atmiv import IV30_YEARS, atm_iv, atm_ivs, iv30
 from optscan.core.chain import analyze_chains
-from optscan.core.ivrank import MIN_DAYS, WINDOW_DAYS, IvRank, gate, iv_rank, rank_words
-from optscan.core.market import NEW_YORK, MarketCalendar
+from optscan.core.ivrank import (
+    MIN_DAYS,
+    WINDOW_DAYS,
+    IvRank,
+    gate,
+    iv_rank,
+    rank_words,
+    trading_day,
+)
+from optscan.core.market import NEW_YORK
 from tests.test_forward import RATE, SPOT, smile, synthetic_chain
 
 # -- ATM IV and 30-day IV --------------------------------------------------------------------
@@ -149,18 +157,12 @@ def test_the_minimum_iv_rank_drops_only_known_low_ranks() -> None:
 # -- trading days ----------------------------------------------------------------------------
 
 
-def ny(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NEW_YORK)
-
-
-def test_a_scan_belongs_to_the_session_whose_prices_it_sees() -> None:
-    calendar = MarketCalendar(clock=lambda: datetime(2026, 11, 23, tzinfo=UTC))
-    assert calendar.trading_day(ny(2026, 11, 23, 11, 0)) == date(2026, 11, 23)  # in session
-    assert calendar.trading_day(ny(2026, 11, 23, 20, 0)) == date(2026, 11, 23)  # evening
-    assert calendar.trading_day(ny(2026, 11, 24, 8, 0)) == date(2026, 11, 23)  # before the open
-    # Thanksgiving (Thu 26 Nov) and the weekend after the early close on Friday.
-    assert calendar.trading_day(ny(2026, 11, 26, 12, 0)) == date(2026, 11, 25)
-    assert calendar.trading_day(ny(2026, 11, 29, 12, 0)) == date(2026, 11, 27)
-    # 3 sessions before Mon 30 Nov: Fri 27, Wed 25, Tue 24 (Thu 26 was a holiday).
-    assert calendar.sessions_back(date(2026, 11, 30), 3) == date(2026, 11, 24)
-    assert calendar.sessions_back(date(2026, 11, 29), 0) == date(2026, 11, 27)
+def test_a_scan_belongs_to_the_new_york_day_of_its_quotes() -> None:
+    # Yahoo's regularMarketTime: during a session, its last trade; after it, the close.
+    assert trading_day(datetime(2026, 11, 23, 16, 0, tzinfo=UTC)) == date(2026, 11, 23)
+    assert trading_day("2026-11-23T21:00:00+00:00") == date(2026, 11, 23)  # 16:00 ET close
+    # A Friday close seen on Sunday evening UTC is still Friday's in New York.
+    assert trading_day(datetime(2026, 11, 27, 13, 0, tzinfo=NEW_YORK)) == date(2026, 11, 27)
+    assert trading_day("2026-11-28T02:30:00+00:00") == date(2026, 11, 27)
+    with pytest.raises(ValueError, match="naive"):
+        trading_day(datetime(2026, 11, 23, 16, 0))

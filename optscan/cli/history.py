@@ -105,7 +105,7 @@ def history_command(
         click.echo(f"No scan of {wanted} recorded{f' in the last {days} days' if days else ''}.")
         return
     click.echo(_table(points))
-    latest = history.latest_rank(wanted, svc.calendar)
+    latest = history.latest_rank(wanted)
     if latest is not None:
         day, iv30, ranked = latest
         words = rank_words(ranked.rank, ranked.percentile, ranked.days)

@@ -1,8 +1,11 @@
 """IV rank and IV percentile of a symbol's 30-day IV, from optscan's own history.
 
-One value per trading day: the 30-day IV of that New York trading day's last scan (NYSE
-sessions, core/market.py). Over the window of up to WINDOW_DAYS trading days that ends today
-(today's value, the current scan's, and the prior days that have one):
+One value per trading day: the 30-day IV of that day's last scan. A scan's trading day is the
+New York date of its quotes (the exchange's regularMarketTime), which moves only on NYSE
+sessions: a scan in the evening, before the open, on a weekend or a holiday belongs to the
+session before it, whose closing quotes it sees. Over the window of the last year (365
+calendar days, at most WINDOW_DAYS trading days) ending today, today's value being the current
+scan's and the prior days' those that have one:
 - rank = (today - min) / (max - min), min and max over the window (today included): 0 = the
   lowest of the window, 1 = the highest; none when every day has the same IV;
 - percentile = the share of the window's prior days whose IV is below today's.
@@ -16,30 +19,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from optscan.core.market import NEW_YORK
 from optscan.core.models import OK_STATUSES
 
 if TYPE_CHECKING:
-    from optscan.core.market import MarketCalendar
     from optscan.core.models import Match, SymbolReport
 
 log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 252  # about a year of NYSE sessions
+WINDOW = timedelta(days=365)
 MIN_DAYS = 20  # about a month
 # The SymbolReport fields a symbol's head line shows (live events carry them as "iv").
 IV_FIELDS = ("iv30", "iv_rank", "iv_percentile", "iv_days", "iv_rank_note")
 
 
+def trading_day(quoted: datetime | str) -> date:
+    """Return the trading day of quotes captured at `quoted`: their New York date."""
+    at = datetime.fromisoformat(quoted) if isinstance(quoted, str) else quoted
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at.isoformat()} refused: give an explicit timezone")
+    return at.astimezone(NEW_YORK).date()
+
+
+def window_start(day: date) -> date:
+    """Return the first day of the window that ends on `day`."""
+    return day - WINDOW
+
+
 class DailyIv(Protocol):
     """Where the prior days' 30-day IVs come from (the history store)."""
 
-    def daily_iv30(
-        self, symbols: Sequence[str], start: date, before: date
-    ) -> dict[str, list[float]]:
-        """Return each symbol's 30-day IV per trading day in [start, before), oldest first.
+    def daily_iv30(self, symbol: str, start: date, before: date) -> list[float]:
+        """Return a symbol's 30-day IV per trading day in [start, before), oldest first.
 
         A day's value is that of its last scan that had one.
         """
@@ -104,43 +119,42 @@ def gate(ranked: IvRank, minimum_pct: float | None) -> tuple[bool, str | None]:
     return True, None
 
 
-def prior_iv30(
-    history: DailyIv | None, calendar: MarketCalendar, symbols: list[str], now: datetime
-) -> dict[str, list[float]] | None:
-    """Return the symbols' 30-day IVs of the window's trading days before `now`'s.
+class PriorIv:
+    """Read a symbol's prior days from the history as it finishes; stop at the first failure."""
 
-    None when there is no history, or it cannot be read: the scan goes on without a rank.
-    """
-    if history is None:
-        return None
-    try:
-        today = calendar.trading_day(now)
-        start = calendar.sessions_back(today, WINDOW_DAYS - 1)
-        return history.daily_iv30(symbols, start, today)
-    except Exception as exc:  # noqa: BLE001 - IV rank is worth less than the scan
-        log.warning("IV rank not computed: %s: %s", type(exc).__name__, exc)
-        return None
+    def __init__(self, history: DailyIv | None):
+        self.history = history
+        self.failed = False
+
+    def __call__(self, symbol: str, day: date) -> list[float] | None:
+        """Return the symbol's 30-day IVs of the window's days before `day`; None: unknown."""
+        if self.history is None or self.failed:
+            return None
+        try:
+            return self.history.daily_iv30(symbol, window_start(day), day)
+        except Exception as exc:  # noqa: BLE001 - IV rank is worth less than the scan
+            self.failed = True  # said once per scan; the other symbols go without
+            log.warning("IV rank not computed: %s: %s", type(exc).__name__, exc)
+            return None
 
 
 def apply_rank(
     symbol: str,
     report: SymbolReport,
     matches: list[Match],
-    prior: dict[str, list[float]] | None,
+    prior_iv: PriorIv,
     minimum_pct: float | None,
 ) -> list[Match]:
     """Rank a scanned symbol's 30-day IV in its report; return the matches the rank keeps.
 
     None are kept when the rank is below `minimum_pct` (PERCENT); all when it is unknown.
     """
-    if report.status not in OK_STATUSES:
+    if report.status not in OK_STATUSES or report.as_of is None:
         return matches
-    ranked = iv_rank(report.iv30, (prior or {}).get(symbol, []))
-    report.iv_rank, report.iv_percentile, report.iv_days = (
-        ranked.rank,
-        ranked.percentile,
-        ranked.days,
-    )
+    prior = prior_iv(symbol, trading_day(report.as_of))
+    ranked = iv_rank(report.iv30, prior or [])
+    report.iv_rank, report.iv_percentile = ranked.rank, ranked.percentile
+    report.iv_days = ranked.days
     if prior is None and minimum_pct is not None:
         report.iv_rank_note = (
             f"not filtered by the minimum IV rank {minimum_pct:g}%: no history to rank against"

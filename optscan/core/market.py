@@ -191,35 +191,6 @@ class MarketCalendar:
         j = bisect_right(self._sessions.closes, utc) - 1
         return None if j < 0 else self._sessions.closes[j].astimezone(NEW_YORK)
 
-    @cached_property
-    def _session_days(self) -> tuple[date, ...]:
-        """Return each session's New York date, in order."""
-        return tuple(ts.astimezone(NEW_YORK).date() for ts in self._sessions.opens)
-
-    def trading_day(self, at: datetime) -> date:
-        """Return the New York date of the session whose prices hold at `at`.
-
-        That is the session in progress, else the last one that opened before `at`: a scan
-        in the evening, before the open, on a weekend or a holiday belongs to the session
-        before it (its quotes are that session's closing ones).
-        """
-        utc = self._check(at)
-        i = bisect_right(self._sessions.opens, utc) - 1
-        if i < 0:
-            raise ValueError(f"no {self.name} session opened before {at.isoformat()}")
-        return self._session_days[i]
-
-    def sessions_back(self, day: date, count: int) -> date:
-        """Return the date of the session `count` sessions before the last one on or before `day`.
-
-        Clipped to the first session the calendar holds.
-        """
-        days = self._session_days
-        i = bisect_right(days, day) - 1
-        if i < 0:
-            raise ValueError(f"no {self.name} session on or before {day.isoformat()}")
-        return days[max(i - count, 0)]
-
     def quotes_stale(self, as_of: datetime, now: datetime, max_age_minutes: float) -> bool:
         """Return whether quotes captured at `as_of` are out of date at `now`.
 

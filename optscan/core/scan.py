@@ -18,7 +18,7 @@ import redis
 from optscan.core.atmiv import measure_iv
 from optscan.core.chain import analyze_chains
 from optscan.core.expiry import calendar_dte, years_to_expiry
-from optscan.core.ivrank import DailyIv, apply_rank, prior_iv30
+from optscan.core.ivrank import DailyIv, PriorIv, apply_rank
 from optscan.core.market import Clock, MarketCalendar, format_et
 from optscan.core.models import (
     OK_STATUSES,
@@ -414,14 +414,14 @@ def perform_scan(
     started = time.monotonic()
     found: dict[str, list[Match]] = {}
     board = _Board(env, side, rules, trigger, scan_id)
-    prior = prior_iv30(env.iv_history, env.calendar, wanted, now)
+    prior_iv = PriorIv(env.iv_history)
 
     def symbol_done(
         symbol: str, outcome: tuple[SymbolReport, list[Match], datetime | None]
     ) -> None:
         report, matches, as_of = outcome
         result.symbols[symbol] = report
-        matches = apply_rank(symbol, report, matches, prior, rules.min_iv_rank)
+        matches = apply_rank(symbol, report, matches, prior_iv, rules.min_iv_rank)
         matches = board.symbol_done(symbol, report, matches)
         found[symbol] = matches
         if as_of is not None and (result.as_of is None or as_of > result.as_of):

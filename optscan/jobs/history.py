@@ -47,8 +47,7 @@ class Recording:
     def _run(self) -> None:
         try:
             svc, result = self._svc, self._result
-            day = svc.calendar.trading_day(result.started_at)
-            self.rows = svc.history.record(result, self._scan_id, day)
+            self.rows = svc.history.record(result, self._scan_id)
             self.pruned = svc.history.prune()
         except Exception as exc:  # noqa: BLE001 - the history never fails a scan, nor the process
             self.error = f"{type(exc).__name__}: {exc}"

@@ -4,7 +4,7 @@ Event payloads (published through ScanEvents, in this order):
 
 - ``scan-started``: trigger, scan_id, side, symbols, total, started_at
 - per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, spot,
-  as_of, iv: the report's IV30 and IV rank fields, rows: that symbol's Match rows, published
+  as_of, iv: a scanned symbol's IV30 and IV rank fields, rows: that symbol's Match rows, published
   once; the web worker that serves a stream renders them as HTML) then ``progress`` (index,
   total, symbol, matches_so_far, failed_so_far, elapsed_s, eta_s)
 - ``scan-finished`` (success, message, counts, finished_at, side, trigger, scan_id, failed) when
@@ -150,11 +150,10 @@ class LiveScan:
         failed = self._state.get("failed_so_far", 0) + (status not in (*OK_STATUSES, STATUS_DONE))
         spot = getattr(report, "price", None) if report is not None else None
         as_of = getattr(report, "as_of", None) if report is not None else None
-        iv = {k: getattr(report, k) for k in IV_FIELDS if hasattr(report, k)}
-        self._publish(
-            "symbol-done",
-            {**done, "spot": spot, "as_of": as_of, "iv": iv, "rows": list(matches)},
-        )
+        data = {**done, "spot": spot, "as_of": as_of, "rows": list(matches)}
+        if status in OK_STATUSES and hasattr(report, IV_FIELDS[0]):
+            data["iv"] = {k: getattr(report, k) for k in IV_FIELDS}
+        self._publish("symbol-done", data)
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.

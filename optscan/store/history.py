@@ -21,14 +21,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from optscan.core.ivrank import WINDOW_DAYS, IvRank, iv_rank
+from optscan.core.ivrank import IvRank, iv_rank, trading_day, window_start
 from optscan.core.market import Clock, system_clock
 from optscan.core.models import OK_STATUSES, Match, ScanResult, SymbolReport
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from optscan.core.market import MarketCalendar
     from optscan.store.sql.database import Database
 
 __all__ = [
@@ -40,7 +39,7 @@ __all__ = [
 ]
 
 DEFAULT_RETENTION_DAYS = 400
-DEFAULT_MATCHES_PER_SYMBOL = 25
+DEFAULT_MATCHES_PER_SYMBOL = 10
 PRUNE_BATCH = 500  # rows per delete transaction
 _LOCK = "history"  # the name its writers serialise on
 
@@ -131,10 +130,11 @@ class HistoryStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record(self, result: ScanResult, scan_id: str, trading_day: date) -> int:
+    def record(self, result: ScanResult, scan_id: str) -> int:
         """Record a completed scan's scanned symbols; return how many rows were added.
 
-        The scan's start is the time of its rows; a scan recorded before adds nothing.
+        The scan's start is the time of its rows, and each row's trading day is its quotes'
+        (core/ivrank.py). Recording a scan again adds nothing.
         """
         from optscan.store.sql import history as sql
 
@@ -149,7 +149,8 @@ class HistoryStore:
             if report.status not in OK_STATUSES:
                 continue
             found = by_symbol.get(symbol, [])
-            rows.append(_row(symbol, result.side, at, trading_day, report, found))
+            day = trading_day(report.as_of or result.started_at)
+            rows.append(_row(symbol, result.side, at, day, report, found))
             best = sorted(found, key=lambda m: -(m.get("annualized_return") or 0.0))
             kept[symbol] = [_match_row(m) for m in best[: self.matches_per_symbol]]
         with self._write() as conn:
@@ -163,6 +164,8 @@ class HistoryStore:
         from optscan.store.sql import history as sql
 
         cutoff = stamp(self._clock() - timedelta(days=self.retention_days))
+        with self._write() as conn:
+            sql.delete_days(conn, cutoff)
         removed = 0
         while True:
             # One short transaction per batch: a scan's recording waits for one batch at most.
@@ -176,20 +179,13 @@ class HistoryStore:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def daily_iv30(
-        self, symbols: Sequence[str], start: date, before: date
-    ) -> dict[str, list[float]]:
-        """Return each symbol's 30-day IV per trading day in [start, before), oldest first."""
+    def daily_iv30(self, symbol: str, start: date, before: date) -> list[float]:
+        """Return a symbol's 30-day IV per trading day in [start, before), oldest first."""
         from optscan.store.sql import history as sql
 
-        batch = list(symbols)
-        if not batch:
-            return {}
-        return self._read(lambda conn: sql.daily_iv30(conn, batch, start, before))
+        return self._read(lambda conn: sql.daily_iv30(conn, symbol, start, before))
 
-    def latest_rank(
-        self, symbol: str, calendar: MarketCalendar
-    ) -> tuple[date, float, IvRank] | None:
+    def latest_rank(self, symbol: str) -> tuple[date, float, IvRank] | None:
         """Return the latest trading day with a 30-day IV, that IV and its rank; None if none."""
         from optscan.store.sql import history as sql
 
@@ -197,10 +193,7 @@ class HistoryStore:
         if latest is None:
             return None
         day = date.fromisoformat(latest)
-        start = calendar.sessions_back(day, WINDOW_DAYS - 1)
-        values = self.daily_iv30([symbol], start, day + timedelta(days=1)).get(symbol, [])
-        if not values:
-            return None
+        values = self.daily_iv30(symbol, window_start(day), day + timedelta(days=1))
         return day, values[-1], iv_rank(values[-1], values[:-1])
 
     def points(

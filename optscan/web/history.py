@@ -117,7 +117,7 @@ def page() -> str:
     }
     if symbol is not None:
         points = svc.history.points(symbol, since=_since(svc, days))
-        latest = svc.history.latest_rank(symbol, svc.calendar)
+        latest = svc.history.latest_rank(symbol)
         context.update(
             chart=chart_data(points),
             count=len(points),

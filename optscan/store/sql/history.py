@@ -5,7 +5,9 @@ Schema versions (a step is never edited once released; a change is a new step):
    scanned_at and quote_at as fixed-width ISO 8601 UTC text, trading_day as an ISO New York
    date, spot USD, atm_iv JSON {expiration: IV}, iv30 and vendor_iv30 FRACTIONS, matches,
    best_return PERCENT), unique per (scan_id, symbol); `history_matches`: the rows a scan kept
-   for that symbol (row_id -> history_symbols.id), the best first, a few columns of each.
+   for that symbol (row_id -> history_symbols.id), a few columns of each; `history_daily`: per
+   symbol and trading day, the 30-day IV of the day's last scan that had one (kept as scans are
+   recorded, so that IV rank reads at most a year of days, not every scan of them).
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ matches = sa.Table(
     sa.Column("volume", sa.BigInteger),
     sa.Column("flags", sa.Text, nullable=False),
 )
+daily = sa.Table(
+    "history_daily",
+    _metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("trading_day", sa.Text, primary_key=True),
+    sa.Column("iv30", sa.Float, nullable=False),
+    sa.Column("scanned_at", sa.Text, nullable=False),
+)
 MATCH_COLUMNS: tuple[str, ...] = tuple(c.name for c in matches.columns if c.name != "row_id")
 POINT_COLUMNS: tuple[str, ...] = tuple(symbols.columns.keys())
 
@@ -81,7 +91,6 @@ _V1_TABLES = (
         UNIQUE (scan_id, symbol)
     )""",
     "CREATE INDEX history_symbols_by_symbol ON history_symbols (symbol, scanned_at)",
-    "CREATE INDEX history_symbols_by_day ON history_symbols (symbol, trading_day, scanned_at)",
     "CREATE INDEX history_symbols_by_time ON history_symbols (scanned_at)",
     """CREATE TABLE history_matches (
         row_id            BIGINT NOT NULL,
@@ -100,6 +109,13 @@ _V1_TABLES = (
         flags             TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX history_matches_by_row ON history_matches (row_id)",
+    """CREATE TABLE history_daily (
+        symbol      TEXT NOT NULL,
+        trading_day TEXT NOT NULL,
+        iv30        DOUBLE PRECISION NOT NULL,
+        scanned_at  TEXT NOT NULL,
+        PRIMARY KEY (symbol, trading_day)
+    )""",
 )
 
 
@@ -130,42 +146,40 @@ def insert(
     batch = [{"row_id": ids[s], **m} for s, found in kept.items() if s in ids for m in found]
     if batch:
         conn.execute(matches.insert(), batch)
+    for row in rows:
+        if row["iv30"] is not None:
+            _keep_day(conn, row)
 
 
-def daily_iv30(
-    conn: Connection, batch: Sequence[str], start: date, before: date
-) -> dict[str, list[float]]:
-    """Return each symbol's 30-day IV per trading day in [start, before), oldest first.
+def _keep_day(conn: Connection, row: dict[str, Any]) -> None:
+    """Make a row its trading day's value unless a later scan of that day holds it already."""
+    from sqlalchemy.dialects import postgresql, sqlite
 
-    A day's value is that of its last scan with one (by time, then by insertion).
-    """
-    last = (
-        sa.func.row_number()
-        .over(
-            partition_by=(symbols.c.symbol, symbols.c.trading_day),
-            order_by=(symbols.c.scanned_at.desc(), symbols.c.id.desc()),
+    # The same INSERT … ON CONFLICT … DO UPDATE … WHERE in both; SQLAlchemy builds it per dialect.
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    values = {k: row[k] for k in ("symbol", "trading_day", "iv30", "scanned_at")}
+    statement = upsert(daily).values(**values)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[daily.c.symbol, daily.c.trading_day],
+            set_={"iv30": statement.excluded.iv30, "scanned_at": statement.excluded.scanned_at},
+            where=statement.excluded.scanned_at >= daily.c.scanned_at,
         )
-        .label("n")
     )
-    ranked = (
-        sa.select(symbols.c.symbol, symbols.c.trading_day, symbols.c.iv30, last)
-        .where(
-            symbols.c.symbol.in_(batch),
-            symbols.c.trading_day >= start.isoformat(),
-            symbols.c.trading_day < before.isoformat(),
-            symbols.c.iv30.is_not(None),
-        )
-        .subquery()
-    )
+
+
+def daily_iv30(conn: Connection, symbol: str, start: date, before: date) -> list[float]:
+    """Return a symbol's 30-day IV per trading day in [start, before), oldest first."""
     query = (
-        sa.select(ranked.c.symbol, ranked.c.iv30)
-        .where(ranked.c.n == 1)
-        .order_by(ranked.c.symbol, ranked.c.trading_day)
+        sa.select(daily.c.iv30)
+        .where(
+            daily.c.symbol == symbol,
+            daily.c.trading_day >= start.isoformat(),
+            daily.c.trading_day < before.isoformat(),
+        )
+        .order_by(daily.c.trading_day)
     )
-    found: dict[str, list[float]] = {}
-    for symbol, iv30 in conn.execute(query):
-        found.setdefault(symbol, []).append(float(iv30))
-    return found
+    return [float(iv30) for iv30 in conn.execute(query).scalars()]
 
 
 def points(
@@ -211,9 +225,7 @@ def symbol_list(conn: Connection) -> list[tuple[str, int, str]]:
 
 def latest_day(conn: Connection, symbol: str) -> str | None:
     """Return the latest trading day with a 30-day IV of a symbol (ISO), or None."""
-    query = sa.select(sa.func.max(symbols.c.trading_day)).where(
-        symbols.c.symbol == symbol, symbols.c.iv30.is_not(None)
-    )
+    query = sa.select(sa.func.max(daily.c.trading_day)).where(daily.c.symbol == symbol)
     return conn.execute(query).scalar_one_or_none()
 
 
@@ -226,6 +238,11 @@ def expired_ids(conn: Connection, cutoff: str, limit: int) -> list[int]:
         .limit(limit)
     )
     return list(conn.execute(query).scalars())
+
+
+def delete_days(conn: Connection, cutoff: str) -> int:
+    """Delete the daily values scanned before `cutoff`; return how many went."""
+    return int(conn.execute(daily.delete().where(daily.c.scanned_at < cutoff)).rowcount or 0)
 
 
 def delete_rows(conn: Connection, row_ids: Sequence[int]) -> int:
@@ -260,5 +277,5 @@ def postgres_bytes(conn: Connection) -> int:
     size = sa.text("SELECT COALESCE(pg_total_relation_size(to_regclass(:name)), 0)")
     return sum(
         int(conn.execute(size, {"name": table}).scalar_one())
-        for table in (symbols.name, matches.name)
+        for table in (symbols.name, matches.name, daily.name)
     )
