@@ -92,6 +92,13 @@ def test_a_completed_scan_is_recorded_once_and_read_back(database: Path | str) -
     result = scan_result(T0, reports, found)
     assert store.record(result, "scan-1") == 2  # the failed symbol: no row
     assert store.record(result, "scan-1") == 0  # once only
+    # A symbol added to the same scan adds its row alone, and no match twice.
+    result.symbols["AMZN"] = report(0.3, matches=1)
+    result.matches.append(match("AMZN", 150, 33.0))
+    assert store.record(result, "scan-1") == 1
+    assert store.stats().matches == 3
+    del result.symbols["AMZN"]
+    result.matches.pop()
     unsuccessful = scan_result(T0, reports, found)
     unsuccessful.success = False
     assert store.record(unsuccessful, "scan-2") == 0
@@ -118,9 +125,9 @@ def test_a_completed_scan_is_recorded_once_and_read_back(database: Path | str) -
     assert [m["strike"] for m in kept] == [185.0, 190.0]
     assert kept[0]["flags"] == "earnings" and kept[0]["contract"] == "AAPL261204P00185000"
     figures = store.stats()
-    assert (figures.rows, figures.matches, figures.symbols) == (2, 2, 2)
+    assert (figures.rows, figures.matches, figures.symbols) == (3, 3, 3)
     assert figures.oldest == figures.newest == T0 and figures.bytes > 0
-    assert [s for s, _, _ in store.symbols()] == ["AAPL", "MSFT"]
+    assert [s for s, _, _ in store.symbols()] == ["AAPL", "AMZN", "MSFT"]
 
 
 def test_each_trading_days_value_is_its_last_scan_with_a_30_day_iv(database: Path | str) -> None:
@@ -301,6 +308,10 @@ def test_iv_rank_shows_and_the_minimum_filters(make_app, aapl_dir: Path) -> None
     assert filtered["counts"]["failed"] == 0 and filtered["success"] is True
     page = client.get("/").get_data(as_text=True)
     assert "no rows kept" in group_html(page, "AAPL")
+    table = app.test_cli_runner().invoke(
+        args=["scan", "--force", "--symbols", "AAPL", "--min-iv-rank", f"{above:.3f}"]
+    )
+    assert f"AAPL: IV rank {aapl['iv_rank'] * 100:.0f}% is below the minimum" in table.stderr
     # A minimum at or below it keeps the rows.
     assert cli_scan(app, "--min-iv-rank", f"{above - 2:.3f}")["matches"]
     # The history page ranks the latest day the same way.

@@ -156,7 +156,7 @@ class HistoryStore:
         with self._write() as conn:
             done = sql.recorded(conn, scan_id)
             fresh = [row for row in rows if row["symbol"] not in done]
-            sql.insert(conn, scan_id, fresh, kept)
+            sql.insert(conn, scan_id, fresh, {r["symbol"]: kept[r["symbol"]] for r in fresh})
         return len(fresh)
 
     def prune(self, batch: int = PRUNE_BATCH) -> int:
