@@ -20,6 +20,7 @@ import click
 from flask import Config
 
 from optscan.core.rules import Rules
+from optscan.store.history import DEFAULT_MATCHES_PER_SYMBOL, DEFAULT_RETENTION_DAYS
 
 _RULES = Rules()
 
@@ -295,6 +296,9 @@ SETTINGS: tuple[Setting, ...] = (
             "minimum volume (0: no filter)"),
     Setting("MAX_SPREAD_PCT", _RULES.max_spread_pct, number(0.0, optional=True),
             "maximum bid–ask spread, percent of mid"),
+    Setting("MIN_IV_RANK", _RULES.min_iv_rank, number(0.0, 100.0, optional=True),
+            "minimum IV rank, percent 0–100: a symbol ranked lower keeps no rows; one with"
+            " fewer than 20 trading days of history is not filtered (unset: no filter)"),
     Setting("WIDE_SPREAD_PCT", 50.0, number(0.0),
             "spread above which a contract is flagged `wide_spread`, percent of mid"),
     Setting("STALE_AFTER_MINUTES", 60, number(0.0),
@@ -333,6 +337,12 @@ SETTINGS: tuple[Setting, ...] = (
             "longest time one alert may take, all its URLs together"),
     Setting("PUBLIC_URL", None, public_url,
             "the page's address as people reach it, for the link in alerts"),
+    Setting("HISTORY_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, number(1, 36500, integer=True),
+            "scan history older than this many days is pruned after each scan"),
+    Setting("HISTORY_MATCHES_PER_SYMBOL", DEFAULT_MATCHES_PER_SYMBOL,
+            number(0, 10000, integer=True),
+            "matches kept in the history per symbol and scan, best annualized return first"
+            " (0: none)"),
 )  # fmt: skip
 
 DEFAULTS: dict[str, Any] = {s.key: s.default for s in SETTINGS}
@@ -347,6 +357,7 @@ _RULE_KEYS = {
     "MIN_OPEN_INTEREST": "min_open_interest",
     "MIN_VOLUME": "min_volume",
     "MAX_SPREAD_PCT": "max_spread_pct",
+    "MIN_IV_RANK": "min_iv_rank",
 }
 
 
@@ -389,6 +400,8 @@ class Settings:
     notify_repeat_hours: float
     notify_timeout_seconds: float
     public_url: str | None
+    history_retention_days: int
+    history_matches_per_symbol: int
 
 
 def default_config() -> dict[str, Any]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from optscan.core.scan import ScanEnv
     from optscan.sources import FetchPolicy, OptionSource
     from optscan.store.events import ScanEvents
+    from optscan.store.history import HistoryStore
     from optscan.store.lock import ScanLock
     from optscan.store.passwords import PasswordStore
     from optscan.store.ratelimit import RedisTokenBucket
@@ -63,6 +64,19 @@ class Services:
         from optscan.store.watchlist import Watchlist
 
         return Watchlist(self.database("watchlist"), lazy=True)
+
+    @cached_property
+    def history(self) -> HistoryStore:
+        """Return the durable scan history, opened on first use."""
+        from optscan.store.history import HistoryStore
+
+        return HistoryStore(
+            self.database("history"),
+            clock=self.clock,
+            retention_days=self.settings.history_retention_days,
+            matches_per_symbol=self.settings.history_matches_per_symbol,
+            lazy=True,
+        )
 
     @cached_property
     def calendar(self) -> MarketCalendar:
@@ -184,6 +198,7 @@ class Services:
             clock=self.clock,
             store=self.store,
             concurrency=self.settings.scan_concurrency,
+            iv_history=self.history,
         )
 
     def scan_lock(self, holder: dict[str, Any]) -> ScanLock:

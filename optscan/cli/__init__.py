@@ -15,7 +15,7 @@ EXIT_REDIS = 5
 
 def init_app(app: Flask) -> None:
     """Add the commands to the app's `flask` CLI."""
-    from optscan.cli import admin, notify, scan, watchlist
+    from optscan.cli import admin, history, notify, scan, watchlist
 
     for command in (
         scan.scan_command,
@@ -24,5 +24,6 @@ def init_app(app: Flask) -> None:
         admin.set_password_command,
         notify.notify_group,
         admin.redis_group,
+        history.history_command,
     ):
         app.cli.add_command(command)

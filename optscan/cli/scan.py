@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from optscan.cli.report import ProgressPrinter, format_matches
 from optscan.core.models import Side
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
 from optscan.extensions import services
+from optscan.jobs.history import Recording
 from optscan.jobs.scanjob import Refusal, ScanRequest, prepare
 from optscan.notify.hook import Delivery
 from optscan.sources.base import Unreachable
@@ -50,6 +52,15 @@ def alert_words(alert: Delivery) -> str:
     return f"Alert failed: {outcome.get('reason')}"
 
 
+def recording_words(recording: Recording) -> str | None:
+    """Wait (bounded) for the scan's recording in the history; say only if it failed."""
+    if not recording.wait():
+        return f"History: not recorded within {recording.limit:g} s; not waiting for it."
+    if recording.error:
+        return f"History: the scan was not recorded ({recording.error})."
+    return None
+
+
 @click.command("scan")
 @click.option("--force", is_flag=True, help="Scan even when the market is closed.")
 @click.option("--symbols", metavar="AAPL,MSFT", help="Scan these instead of the active watchlist.")
@@ -66,6 +77,13 @@ def alert_words(alert: Delivery) -> str:
     metavar="D",
     help="Bound on |delta| for this run.",
 )
+@click.option(
+    "--min-iv-rank",
+    type=click.FloatRange(min=0, max=100),
+    metavar="PCT",
+    help="Minimum IV rank in percent (0-100), for this run; symbols with too little history"
+    " are not filtered.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option(
     "--trigger",
@@ -81,6 +99,7 @@ def scan_command(
     calls: bool,
     min_return: float | None,
     max_delta: float | None,
+    min_iv_rank: float | None,
     as_json: bool,
     trigger: str,
 ) -> None:
@@ -89,6 +108,8 @@ def scan_command(
     side: Side = "call" if calls else "put"
     svc = services()
     rules = svc.settings.rules.overridden(side, min_return_pct=min_return, max_delta=max_delta)
+    if min_iv_rank is not None:
+        rules = replace(rules, min_iv_rank=min_iv_rank)
     request = ScanRequest(side, force=force, trigger=trigger, symbols=wanted, rules=rules)
     job = prepare(svc, request)
     if isinstance(job, Refusal):
@@ -105,9 +126,13 @@ def scan_command(
             # "Yahoo could not be reached" is said once, in the scan's own line.
             if report.error and report.status != Unreachable.kind:
                 click.echo(f"{symbol}: {report.status}: {report.error}", err=True)
+            if report.iv_rank_note:
+                click.echo(f"{symbol}: {report.iv_rank_note}", err=True)
     # The scan job's log line (stderr) ends with result.message: not echoed a second time.
     if job.alert is not None:
         click.echo(alert_words(job.alert), err=True)
+    if job.recording is not None and (words := recording_words(job.recording)):
+        click.echo(words, err=True)
     sys.exit(EXIT_OK if result.success else EXIT_FAILED)
 
 

@@ -143,6 +143,16 @@ class SymbolReport:
     # Per expiration scanned (ISO date): {forward: USD, carry: ln(F/S)/T as a FRACTION per
     # year, source: "market" or "fallback", pairs: put-call pairs the forward came from}.
     forwards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Implied volatility, FRACTIONS per year (core/atmiv.py, core/ivrank.py): at the money per
+    # expiration (ISO date), 30-day (our own, and the vendor's when the source gives one), and
+    # where today's 30-day IV ranks in our history (FRACTIONS; None until 20 trading days).
+    atm_iv: dict[str, float] = field(default_factory=dict)
+    iv30: float | None = None
+    vendor_iv30: float | None = None
+    iv_rank: float | None = None
+    iv_percentile: float | None = None
+    iv_days: int = 0  # trading days with a 30-day IV in the rank's window, today's included
+    iv_rank_note: str | None = None  # what the minimum IV rank did (dropped rows, or not applied)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data, omitting an absent error."""

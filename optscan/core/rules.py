@@ -29,6 +29,9 @@ class Rules:
     min_open_interest: int = 0
     min_volume: int = 0
     max_spread_pct: float | None = None
+    # Minimum IV rank, PERCENT 0-100 (IV rank itself is a FRACTION; see core/ivrank.py): a
+    # symbol ranked below it keeps no rows; one with too little history is not filtered.
+    min_iv_rank: float | None = None
 
     def min_return_pct(self, side: Side) -> float:
         """Return the minimum annualized return, in percent, for a side."""
@@ -67,6 +70,8 @@ class Rules:
             parts.append(f"volume >= {self.min_volume}")
         if self.max_spread_pct is not None:
             parts.append(f"spread <= {self.max_spread_pct:g}%")
+        if self.min_iv_rank is not None:
+            parts.append(f"IV rank >= {self.min_iv_rank:g}%")
         return ", ".join(parts)
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import redis
 
+from optscan.core.atmiv import measure_iv
 from optscan.core.chain import analyze_chains
 from optscan.core.expiry import calendar_dte, years_to_expiry
+from optscan.core.ivrank import DailyIv, PriorIv, apply_rank
 from optscan.core.market import Clock, MarketCalendar, format_et
 from optscan.core.models import (
     OK_STATUSES,
@@ -53,6 +55,7 @@ class ScanEnv:
     clock: Clock
     store: ResultStore | None = None
     concurrency: int = 1  # source calls under way at once; 1: all in the calling thread
+    iv_history: DailyIv | None = None  # prior days' 30-day IVs, for IV rank; None: no rank
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def _close_symbol(
             return report, [], None
         report.contracts = len(rows)
         report.forwards = {day.isoformat(): f.to_dict() for day, f in rows.forwards.items()}
+        measure_iv(report, rows)
     report.matches = len(matches)
     return report, matches, latest
 
@@ -410,12 +414,14 @@ def perform_scan(
     started = time.monotonic()
     found: dict[str, list[Match]] = {}
     board = _Board(env, side, rules, trigger, scan_id)
+    prior_iv = PriorIv(env.iv_history)
 
     def symbol_done(
         symbol: str, outcome: tuple[SymbolReport, list[Match], datetime | None]
     ) -> None:
         report, matches, as_of = outcome
         result.symbols[symbol] = report
+        matches = apply_rank(symbol, report, matches, prior_iv, rules.min_iv_rank)
         matches = board.symbol_done(symbol, report, matches)
         found[symbol] = matches
         if as_of is not None and (result.as_of is None or as_of > result.as_of):

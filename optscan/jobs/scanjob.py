@@ -26,6 +26,7 @@ from optscan.core.market import format_et
 from optscan.core.models import ScanResult, Side
 from optscan.core.rules import Rules
 from optscan.core.symbols import normalize_symbols
+from optscan.jobs import history
 from optscan.jobs.live import LiveScan
 from optscan.notify.hook import Delivery, after_scan
 from optscan.store.lock import ScanLock, lock_holder
@@ -142,6 +143,7 @@ class ScanJob:
     event_id: str | None = None  # id of the scan-started event
     progress: list[Progress] = field(default_factory=list)
     alert: Delivery | None = None  # the alert on the scan's new matches, once it is stored
+    recording: history.Recording | None = None  # the scan's recording in the history
 
     @property
     def scan_id(self) -> str:
@@ -186,6 +188,7 @@ class ScanJob:
             self.live.finished(result)
             self._log_end(result, time.monotonic() - started)
             self.alert = after_scan(self.svc, result)
+            self.recording = history.after_scan(self.svc, result, self.scan_id)
             return result
         finally:
             self.lock.release()

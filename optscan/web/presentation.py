@@ -11,6 +11,7 @@ from flask import Flask, get_template_attribute
 from markupsafe import Markup
 
 from optscan.core.formatting import display, is_blank
+from optscan.core.ivrank import report_words
 from optscan.core.market import MarketCalendar, MarketStatus, format_et
 from optscan.core.models import COLUMNS, Match, failed_symbols
 
@@ -161,6 +162,8 @@ def group_view(
     quoted = datetime.fromisoformat(as_of) if as_of else None
     rules = group.get("rules")
     matches = group.get("matches") or group.get("rows") or []
+    # IV figures: a live event carries them as "iv", a stored group in its report.
+    iv = group.get("iv") or group.get("report") or {}
     return {
         "symbol": group["symbol"],
         "status": group.get("status"),
@@ -170,6 +173,9 @@ def group_view(
         "as_of_iso": quoted.isoformat() if quoted else "",
         "stale": quoted is not None and calendar.quotes_stale(quoted, now, stale_after_minutes),
         "count": len(matches),
+        "iv30": iv.get("iv30"),
+        "iv_words": report_words(iv),
+        "iv_note": iv.get("iv_rank_note"),
         "rules": rules,
         "rules_differ": bool(rules and rules_in_force and rules != rules_in_force),
         "failure": failure,

@@ -124,6 +124,9 @@
             backgroundColor: s.color || color(i),
             pointRadius: s.points.length > 60 ? 0 : 2,
             borderWidth: 2,
+            // On a time axis Chart.js sizes bars by the closest two points, which may be
+            // seconds apart: a fixed width keeps every bar visible.
+            barThickness: s.kind === "bar" ? (s.barThickness || 4) : undefined,
             spanGaps: false,
           };
         }),

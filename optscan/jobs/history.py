@@ -1,0 +1,67 @@
+"""After a completed scan: record it in the history and prune, off the scan's path.
+
+`after_scan` is called by the scan job once the result is stored, like the alert hook. It
+starts a daemon thread (a greenlet under gevent) that records the scan's symbols, then prunes
+what the retention lets go. A failure is logged in one line and never fails the scan. The web
+never waits for it; `flask scan` waits for it before exiting, for a bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from optscan.core.models import ScanResult
+
+if TYPE_CHECKING:  # built by the Flask app; this module needs only its API
+    from optscan.extensions import Services
+
+log = logging.getLogger(__name__)
+
+
+class Recording:
+    """One scan's recording on its way in a daemon thread; `error` says why it failed."""
+
+    def __init__(self, svc: Services, result: ScanResult, scan_id: str):
+        from optscan.store.sql.database import BUSY_TIMEOUT_SECONDS
+
+        # Waiting for the write lock twice (record, then a prune batch), and a little more.
+        self.limit = 2 * BUSY_TIMEOUT_SECONDS + 5.0
+        self.rows: int | None = None  # rows added, once recorded
+        self.pruned = 0
+        self.error: str | None = None
+        self._svc, self._result, self._scan_id = svc, result, scan_id
+        self._thread = threading.Thread(target=self._run, name="optscan-history", daemon=True)
+
+    def start(self) -> Recording:
+        """Start the work and return self."""
+        self._thread.start()
+        return self
+
+    def wait(self) -> bool:
+        """Wait for the work within its limit; return whether it finished."""
+        self._thread.join(self.limit)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            svc, result = self._svc, self._result
+            self.rows = svc.history.record(result, self._scan_id)
+            self.pruned = svc.history.prune()
+        except Exception as exc:  # noqa: BLE001 - the history never fails a scan, nor the process
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("scan %s not recorded in the history: %s", self._scan_id[:8], self.error)
+        else:
+            log.debug("history: %d rows recorded, %d pruned", self.rows, self.pruned)
+
+
+def after_scan(svc: Services, result: ScanResult, scan_id: str) -> Recording | None:
+    """Start recording a completed scan; None when there is nothing to record."""
+    if not result.success:
+        return None
+    try:
+        return Recording(svc, result, scan_id).start()
+    except Exception:
+        log.exception("history recording not started")
+        return None
