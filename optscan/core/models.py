@@ -13,6 +13,7 @@ counts calendar days.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, get_type_hints
@@ -102,7 +103,6 @@ class Match(TypedDict):
             "int",
             "Contracts you can sell: puts floor(cash / collateral) once cash is set;"
             " calls shares held // 100 (none when not held)",
-            text=False,
         ),
     ]
     cost_basis: Annotated[
@@ -226,6 +226,25 @@ COLUMNS: tuple[Column, ...] = _columns()
 MATCH_FIELDS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 # Fields that hold whole numbers (JSON may carry them as floats).
 INTEGER_FIELDS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.kind in ("int", "count"))
+
+
+def by_symbol_return(matches: Iterable[Match]) -> list[Match]:
+    """Order matches by symbol, then best annualized return first."""
+    return sorted(matches, key=lambda m: (m["symbol"], -(m.get("annualized_return") or 0.0)))
+
+
+def top_per_symbol(matches: Iterable[Match], top: int) -> list[Match]:
+    """Return each symbol's `top` best matches by annualized return (0: all), by symbol."""
+    ordered = by_symbol_return(matches)
+    if top <= 0:
+        return ordered
+    seen: dict[str, int] = {}
+    kept = []
+    for match in ordered:
+        seen[match["symbol"]] = rank = seen.get(match["symbol"], 0) + 1
+        if rank <= top:
+            kept.append(match)
+    return kept
 
 
 def side_columns(side: str, *, where: str = "table") -> tuple[Column, ...]:

@@ -40,13 +40,13 @@ def _floats(values: ArrayLike) -> Floats:
 
 
 def premium(bid: ArrayLike) -> Floats:
-    """Return the premium received for one contract at the bid (USD per contract)."""
-    return _floats(bid) * CONTRACT_SIZE
+    """Return the premium received for one contract at the bid (USD per contract, to the cent)."""
+    return np.round(_floats(bid) * CONTRACT_SIZE, 2)
 
 
 def put_collateral(strike: ArrayLike) -> Floats:
-    """Return the cash a cash-secured put ties up (USD per contract)."""
-    return _floats(strike) * CONTRACT_SIZE
+    """Return the cash a cash-secured put ties up (USD per contract, to the cent)."""
+    return np.round(_floats(strike) * CONTRACT_SIZE, 2)
 
 
 def put_contracts(strike: ArrayLike, cash: float | None) -> Floats:

@@ -3,8 +3,9 @@
 Event payloads (published through ScanEvents, in this order):
 
 - ``scan-started``: trigger, scan_id, side, symbols, total, started_at
-- per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, spot,
-  as_of, rows: that symbol's Match rows, published once; the web worker that serves a stream
+- per symbol, ``symbol-done`` (symbol, index, status, error when there is one, count, the head
+  line's facts as on the board (spot, as_of, near_iv, earnings_date, shares, cost_basis), top,
+  side, rows: that symbol's Match rows, published once; the web worker that serves a stream
   renders them as HTML) then ``progress`` (index, total, symbol, matches_so_far, failed_so_far,
   elapsed_s, eta_s)
 - ``scan-finished`` (success, message, counts, finished_at, side, trigger, scan_id, failed) when
@@ -25,8 +26,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from optscan.core.board import head_facts
 from optscan.core.market import Clock
-from optscan.core.models import OK_STATUSES, Match, ScanResult
+from optscan.core.models import OK_STATUSES, Match, ScanResult, SymbolReport
 from optscan.store.events import ScanEvents
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,10 @@ class LiveScan:
         side: str,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
+        top: int | None = None,
     ):
         self.events = events
+        self.top = top  # rows shown per symbol (the page hides the rest until asked)
         self.scan_id = scan_id
         self.trigger = trigger
         self.side = side
@@ -147,9 +151,9 @@ class LiveScan:
         self._state.setdefault("done", {})[symbol] = {k: done[k] for k in done if k != "symbol"}
         so_far = self._state.get("matches_so_far", 0) + len(matches)
         failed = self._state.get("failed_so_far", 0) + (status not in (*OK_STATUSES, STATUS_DONE))
-        spot = getattr(report, "price", None) if report is not None else None
-        as_of = getattr(report, "as_of", None) if report is not None else None
-        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, "rows": list(matches)})
+        facts = head_facts(report) if isinstance(report, SymbolReport) else {}
+        rows = {"top": self.top, "side": self.side, "rows": list(matches)}
+        self._publish("symbol-done", {**done, "spot": None, "as_of": None, **facts, **rows})
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.

@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from optscan.core.formatting import display, is_blank
 from optscan.core.market import MarketCalendar, MarketStatus, format_et
-from optscan.core.models import COLUMNS, Match, failed_symbols
+from optscan.core.models import COLUMNS, by_symbol_return, failed_symbols
 
 TABLE_COLUMNS = tuple(c for c in COLUMNS if c.table)
 
@@ -38,11 +38,6 @@ FLAG_INFO: dict[str, tuple[str, str, str]] = {
 def sort_value(value: Any) -> str:
     """Return the raw value a column sorts by (empty when there is none)."""
     return "" if is_blank(value) else str(value)
-
-
-def by_symbol_return(matches: list[Match]) -> list[Match]:
-    """Order matches by symbol, then best annualized return first."""
-    return sorted(matches, key=lambda m: (m["symbol"], -(m.get("annualized_return") or 0.0)))
 
 
 def flag_info(flag: str) -> tuple[str, str, str]:
