@@ -87,7 +87,8 @@ def test_progress_order_payloads_and_eta(events: ScanEvents, redis_client: redis
     assert done1["rows"] == first and done1["spot"] == 230.5 and done1["as_of"] == "t1"
     assert done2 == {
         "symbol": "MSFT", "index": 2, "status": "rate_limited", "error": "HTTP 429",
-        "count": 0, "rows": [], "spot": None, "as_of": None,
+        "count": 0, "rows": [], "spot": None, "as_of": None, "near_iv": None,
+        "earnings_date": None, "shares": None, "cost_basis": None, "top": None, "side": "put",
     }  # fmt: skip
     # ETA: mean seconds per symbol so far times the symbols left.
     assert progress1 == {
