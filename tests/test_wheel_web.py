@@ -208,8 +208,8 @@ def test_the_call_head_line_shows_the_holding(app, client) -> None:
     words = head["cells"][0]["text"]
     assert "held 200 sh @ 230.00" in words and "IV " in words and "earnings 2025-10-30" in words
     text = client.get("/?side=call").text
-    assert "If assigned %" in text and "Collateral $" not in text  # the side's own columns
-    assert "Collateral $" in client.get("/?side=put").text
+    assert "Asg. %" in text and "Collat. $" not in text  # the side's own columns
+    assert "Collat. $" in client.get("/?side=put").text
     # Removing the position removes the call rows priced on it.
     assert client.post("/positions/remove", data={"symbol": "AAPL"}).status_code == 303
     assert page(client, "/?side=call").rows == []

@@ -81,15 +81,15 @@ class Match(TypedDict):
         ),
     ]
     open_interest: Annotated[int | None, Column("OI", "count", "Open interest, contracts")]
-    volume: Annotated[int | None, Column("Volume", "count", "Volume today, contracts")]
+    volume: Annotated[int | None, Column("Vol.", "count", "Volume today, contracts")]
     premium: Annotated[
         float | None,
-        Column("Premium $", "money", "Premium received at the bid: bid x 100, USD per contract"),
+        Column("Prem. $", "money", "Premium received at the bid: bid x 100, USD per contract"),
     ]
     collateral: Annotated[
         float | None,
         Column(
-            "Collateral $",
+            "Collat. $",
             "money",
             "Cash a cash-secured put ties up: strike x 100, USD per contract (calls: none)",
             text=False,
@@ -99,7 +99,7 @@ class Match(TypedDict):
     contracts: Annotated[
         int | None,
         Column(
-            "Contracts",
+            "Qty",
             "int",
             "Contracts you can sell: puts floor(cash / collateral) once cash is set;"
             " calls shares held // 100 (none when not held)",
@@ -119,7 +119,7 @@ class Match(TypedDict):
     return_if_assigned: Annotated[
         float | None,
         Column(
-            "If assigned %",
+            "Asg. %",
             "percent",
             "Calls: return if assigned, (strike - cost basis + bid) / cost basis x 100, percent",
             sides=("call",),
@@ -128,7 +128,7 @@ class Match(TypedDict):
     return_if_assigned_annualized: Annotated[
         float | None,
         Column(
-            "Assigned ann. %",
+            "Asg. ann. %",
             "percent",
             "Calls: the return if assigned x 365 / DTE, percent per year",
             text=False,
@@ -138,7 +138,7 @@ class Match(TypedDict):
     downside_protection: Annotated[
         float | None,
         Column(
-            "Downside %",
+            "Cushion %",
             "percent",
             "Calls: how far the premium cushions the shares, bid / spot x 100, percent",
             text=False,
@@ -146,12 +146,19 @@ class Match(TypedDict):
         ),
     ]
     breakeven: Annotated[
-        float | None, Column("Break-even", "money", "Break-even price: strike -/+ bid, USD")
+        float | None,
+        Column(
+            "Break-even",
+            "money",
+            "Break-even price: strike -/+ bid, USD (the page shows it for puts: a covered"
+            " call's own is the cost basis less the premium)",
+            sides=("put",),
+        ),
     ]
     expected_move: Annotated[
         float | None,
         Column(
-            "Exp. move",
+            "± Move",
             "money",
             "Expected move to expiry, one standard deviation: spot x IV x sqrt(years), USD per"
             " share",
