@@ -140,7 +140,10 @@ def test_rule_flags_shape_the_rows(runner) -> None:
     tight = scan_json(runner, *loose, "--max-spread", "5")["matches"]
     assert tight and all(m["spread_pct"] <= 5 for m in tight) and len(tight) < len(every)
 
-    best = scan_json(runner, "--symbols", "AAPL", "--min-return", "0", "--max-delta", "1")
+    # JSON carries every match for scripts, unless --top asks for the best of each symbol.
+    unlimited = scan_json(runner, *loose[:-2])["matches"]
+    assert sorted(m["contract"] for m in unlimited) == sorted(m["contract"] for m in every)
+    best = scan_json(runner, *loose[:-2], "--top", "3")
     assert best["top"] == 3 and len(best["matches"]) == 3 < best["symbols"]["AAPL"]["matches"]
     returns = [m["annualized_return"] for m in best["matches"]]
     assert returns == sorted((m["annualized_return"] for m in every), reverse=True)[:3]
@@ -165,6 +168,8 @@ def test_a_bare_scan_uses_the_saved_defaults(make_app, runner, tmp_path: Path) -
     )
     body = scan_json(runner, "--symbols", "AAPL")
     assert body["one_off"] is False and "DTE 2-28" in body["rules"]
-    assert len(body["matches"]) == 1 and body["matches"][0]["dte"] >= 2
+    assert body["matches"] and all(m["dte"] >= 2 for m in body["matches"])
+    table = runner.invoke(args=["scan", "--force", "--symbols", "AAPL"])
+    assert table.exit_code == 0 and len(table.stdout.splitlines()) == 2 + 1  # top_n 1
     flipped = scan_json(runner, "--symbols", "AAPL", "--min-dte", "1", "--top", "0")
     assert flipped["one_off"] is True and {m["dte"] for m in flipped["matches"]} == {1, 7}

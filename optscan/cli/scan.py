@@ -140,7 +140,11 @@ def scan_command(
     result = job.run(progress)
     shown = top_per_symbol(result.matches, rules.top_n)
     if as_json:
-        body = {**result.to_dict(), "top": rules.top_n, "matches": shown}
+        # Every match for scripts, unless --top asks for the best N of each symbol.
+        top = rule_flags.get("top_n")
+        body = result.to_dict()
+        if top is not None:
+            body.update(top=rules.top_n, matches=shown)
         click.echo(json.dumps(body, allow_nan=False))
     else:
         if shown:

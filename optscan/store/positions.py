@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 from optscan.core.book import Book, InvalidPosition, Position, parse_cash, read_positions_csv
 from optscan.core.market import Clock, system_clock
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
-from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:
     from optscan.store.sql.database import Database
+
+# SQLAlchemy is imported on first use (inside the methods), as the watchlist does: the app
+# and `flask scan --help` start without it.
 
 __all__ = ["REFUSED", "Imported", "Positions", "UnknownPosition", "refusal"]
 
@@ -61,6 +63,8 @@ class Positions:
     def __init__(self, database: Database | Path | str, *, clock: Clock = system_clock):
         """Remember the database; it is opened and migrated on first use."""
         from optscan.store.sql import positions as sql
+
+        from optscan.store.sql.component import Component
 
         self._db = Component(database, "positions", sql.MIGRATIONS)
         self._clock = clock

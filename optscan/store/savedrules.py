@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 from optscan.core.market import Clock, system_clock
 from optscan.core.rulefields import FIELDS, InvalidRule, check_rules, parse_value, rule_values
 from optscan.core.rules import Rules
-from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:
     from optscan.store.sql.database import Database
+
+# SQLAlchemy is imported on first use (inside the methods), as the watchlist does: the app
+# and `flask scan --help` start without it.
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class SavedRules:
     def __init__(self, database: Database | Path | str, *, clock: Clock = system_clock):
         """Remember the database; it is opened and migrated on first use."""
         from optscan.store.sql import savedrules as sql
+
+        from optscan.store.sql.component import Component
 
         self._db = Component(database, "rules", sql.MIGRATIONS)
         self._clock = clock
