@@ -210,3 +210,11 @@ def test_select_never_passes_nan(source: ReplaySource) -> None:
     rows = analyze_chains(chains(source, "2025-08-22"), "put", risk_free_rate=RATE)
     kept = select(rows, "put", Rules(put_min_return_pct=0, put_max_delta=1))
     assert np.isfinite(rows.delta[kept]).all() and np.isfinite(rows.annualized_return[kept]).all()
+
+
+@pytest.mark.parametrize("value", [0.2, 30.0, 12.3456789, 0.1 + 0.2, 1e-05, 7])
+def test_the_form_shows_values_that_read_back_the_same(value: float) -> None:
+    from optscan.core.rulefields import form_text
+
+    field = FIELDS["put_min_return_pct"]
+    assert parse_value(field, form_text(field, value)) == value

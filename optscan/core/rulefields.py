@@ -223,7 +223,10 @@ def rule_values(rules: Rules) -> dict[str, Any]:
 
 
 def form_text(field: RuleField, value: Any) -> str:
-    """Return a value as the form's input shows it (empty for None, no trailing .0)."""
+    """Return a value as the form's input shows it: empty for None, exact, no trailing .0."""
     if value is None or isinstance(value, bool):
         return ""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    # repr() is the shortest text that reads back as the same float: an unchanged form posts
+    # the very defaults back, so a scan with them is not taken for a one-off.
+    text = repr(float(value)) if isinstance(value, float) else str(value)
+    return text.removesuffix(".0")
