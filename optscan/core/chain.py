@@ -43,62 +43,21 @@ IV_MAX = 5.0
 
 # Every flag a row can carry, in the order rows list them; a row holds them as bits of an int.
 FLAGS = (
-    "no_bid",
-    "no_ask",
-    "crossed",
-    "expired",
-    "iv_out_of_range",
-    "yahoo_iv",
-    "wide_spread",
-    "earnings",
-    "ex_dividend",
-    "forward_fallback",
-    "over_cash",
-    "unowned",
-    "below_basis",
-)
+    "no_bid", "no_ask", "crossed", "expired", "iv_out_of_range", "yahoo_iv", "wide_spread",
+    "earnings", "ex_dividend", "forward_fallback", "over_cash", "unowned", "below_basis",
+)  # fmt: skip
 _BIT = {name: np.uint16(1 << i) for i, name in enumerate(FLAGS)}
 # Flags that make a row unusable for screening; the others are informational.
 INVALIDATING_FLAGS = frozenset({"no_bid", "crossed", "iv_out_of_range", "expired"})
 
 # The columns of frame(), in order.
 OUTPUT_COLUMNS = (
-    "symbol",
-    "side",
-    "expiration",
-    "contract",
-    "strike",
-    "bid",
-    "ask",
-    "mid",
-    "spread_pct",
-    "dte",
-    "t_years",
-    "annualized_return",
-    "otm_pct",
-    "breakeven",
-    "iv",
-    "iv_source",
-    "delta",
-    "pop_otm",
-    "open_interest",
-    "volume",
-    "forward",
-    "spot",
-    "premium",
-    "collateral",
-    "contracts",
-    "cost_basis",
-    "return_if_assigned",
-    "return_if_assigned_annualized",
-    "downside_protection",
-    "expected_move",
-    "sigma_distance",
-    "earnings_date",
-    "ex_dividend_date",
-    "flags",
-    "valid",
-)
+    "symbol", "side", "expiration", "contract", "strike", "bid", "ask", "mid", "spread_pct", "dte",
+    "t_years", "annualized_return", "otm_pct", "breakeven", "iv", "iv_source", "delta", "pop_otm",
+    "open_interest", "volume", "forward", "spot", "premium", "collateral", "contracts",
+    "cost_basis", "return_if_assigned", "return_if_assigned_annualized", "downside_protection",
+    "expected_move", "sigma_distance", "earnings_date", "ex_dividend_date", "flags", "valid",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

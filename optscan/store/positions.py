@@ -63,7 +63,6 @@ class Positions:
     def __init__(self, database: Database | Path | str, *, clock: Clock = system_clock):
         """Remember the database; it is opened and migrated on first use."""
         from optscan.store.sql import positions as sql
-
         from optscan.store.sql.component import Component
 
         self._db = Component(database, "positions", sql.MIGRATIONS)

@@ -41,7 +41,6 @@ class SavedRules:
     def __init__(self, database: Database | Path | str, *, clock: Clock = system_clock):
         """Remember the database; it is opened and migrated on first use."""
         from optscan.store.sql import savedrules as sql
-
         from optscan.store.sql.component import Component
 
         self._db = Component(database, "rules", sql.MIGRATIONS)

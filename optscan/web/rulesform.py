@@ -73,9 +73,7 @@ def form_view(
     for field in FORM_FIELDS:
         value = getattr(rules, field.name)
         text = raw.get(field.name, "") if raw is not None else form_text(field, value)
-        checked = (
-            (raw.get(field.name, "") not in ("", "0")) if raw is not None else bool(value)
-        )
+        checked = (raw.get(field.name, "") not in ("", "0")) if raw is not None else bool(value)
         sections[field.side or ""].append(
             {
                 "name": field.name,
