@@ -3,7 +3,9 @@
 Each row names the variable (without the OPTSCAN_ prefix), its default, the check that turns a
 raw value into a typed one (or raises ConfigError naming the variable) and a one-line meaning.
 Defaults, validation, the typed Settings and the README's table all come from this table; rule
-defaults come from `Rules` itself. Importing this module loads neither pandas nor scipy.
+defaults come from `Rules` itself and their rows from the one table of rule fields
+(optscan.core.rulefields), whose validation the command line and the page share. Importing this
+module loads neither pandas nor scipy.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import click
 from flask import Config
 
+from optscan.core.rulefields import RULE_FIELDS, InvalidRule, RuleField, check_rules, parse_value
 from optscan.core.rules import Rules
 from optscan.store.history import DEFAULT_MATCHES_PER_SYMBOL, DEFAULT_RETENTION_DAYS
 
@@ -239,6 +242,25 @@ def _any(key: str, raw: Any) -> Any:
     return raw
 
 
+def _rule_check(field: RuleField) -> Check:
+    """Return the check of a rule's variable: the one rule validation, naming the variable."""
+
+    def check(key: str, raw: Any) -> Any:
+        try:
+            return parse_value(field, raw)
+        except InvalidRule as exc:
+            raise ConfigError(exc.text(lambda f: f.variable)) from None
+
+    return check
+
+
+# The rules' variables, from the one table of rule fields (optscan.core.rulefields).
+_RULE_SETTINGS = tuple(
+    Setting(f.variable.removeprefix("OPTSCAN_"), getattr(_RULES, f.name), _rule_check(f), f.doc)
+    for f in RULE_FIELDS
+)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", "development", choice("development", "production"),
             "`production` refuses to start without a strong `OPTSCAN_SECRET_KEY` and marks"
@@ -276,29 +298,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`yahoo`, `yahoo:<base URL>` (a Yahoo-compatible server) or `replay:<dir>`"),
     Setting("RISK_FREE_RATE_PCT", 4.5, number(-5.0, 50.0),
             "risk-free rate, percent per year (continuous)"),
-    Setting("PUT_MIN_RETURN_PCT", _RULES.put_min_return_pct, number(0.0),
-            "puts: minimum annualized return, percent"),
-    Setting("PUT_MAX_DELTA", _RULES.put_max_delta, number(0.0, 1.0),
-            "puts: bound on \\|delta\\| (delta ≥ −bound)"),
-    Setting("CALL_MIN_RETURN_PCT", _RULES.call_min_return_pct, number(0.0),
-            "calls: minimum annualized return, percent"),
-    Setting("CALL_DELTA_BASE", _RULES.call_delta_base, number(0.0, 1.0),
-            "calls: delta ceiling up to 7 days to expiry"),
-    Setting("CALL_DELTA_STEP", _RULES.call_delta_step, number(0.0, 1.0),
-            "calls: added per further week"),
-    Setting("CALL_DELTA_CAP", _RULES.call_delta_cap, number(0.0, 1.0),
-            "calls: highest delta ceiling"),
-    Setting("HORIZON_DAYS", _RULES.horizon_days, number(0, 730, integer=True),
-            "expirations within this many calendar days"),
-    Setting("MIN_OPEN_INTEREST", _RULES.min_open_interest, number(0, integer=True),
-            "minimum open interest (0: no filter)"),
-    Setting("MIN_VOLUME", _RULES.min_volume, number(0, integer=True),
-            "minimum volume (0: no filter)"),
-    Setting("MAX_SPREAD_PCT", _RULES.max_spread_pct, number(0.0, optional=True),
-            "maximum bid–ask spread, percent of mid"),
-    Setting("MIN_IV_RANK", _RULES.min_iv_rank, number(0.0, 100.0, optional=True),
-            "minimum IV rank, percent 0–100: a symbol ranked lower keeps no rows; one with"
-            " fewer than 20 trading days of history is not filtered (unset: no filter)"),
+    *_RULE_SETTINGS,
     Setting("WIDE_SPREAD_PCT", 50.0, number(0.0),
             "spread above which a contract is flagged `wide_spread`, percent of mid"),
     Setting("STALE_AFTER_MINUTES", 60, number(0.0),
@@ -346,19 +346,7 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 DEFAULTS: dict[str, Any] = {s.key: s.default for s in SETTINGS}
-_RULE_KEYS = {
-    "PUT_MIN_RETURN_PCT": "put_min_return_pct",
-    "PUT_MAX_DELTA": "put_max_delta",
-    "CALL_MIN_RETURN_PCT": "call_min_return_pct",
-    "CALL_DELTA_BASE": "call_delta_base",
-    "CALL_DELTA_STEP": "call_delta_step",
-    "CALL_DELTA_CAP": "call_delta_cap",
-    "HORIZON_DAYS": "horizon_days",
-    "MIN_OPEN_INTEREST": "min_open_interest",
-    "MIN_VOLUME": "min_volume",
-    "MAX_SPREAD_PCT": "max_spread_pct",
-    "MIN_IV_RANK": "min_iv_rank",
-}
+_RULE_KEYS = {s.key: f.name for s, f in zip(_RULE_SETTINGS, RULE_FIELDS, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -445,10 +433,12 @@ def _ordered(values: dict[str, Any], low: str, high: str) -> None:
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate a Flask config mapping and return typed settings, or raise ConfigError."""
     values = {s.key: s.check(s.key, config.get(s.key, s.default)) for s in SETTINGS}
-    _ordered(values, "CALL_DELTA_BASE", "CALL_DELTA_CAP")
     _ordered(values, "YAHOO_BACKOFF_BASE_SECONDS", "YAHOO_BACKOFF_CAP_SECONDS")
     _strong_secret_in_production(values)
-    rules = Rules(**{attr: values.pop(key) for key, attr in _RULE_KEYS.items()})
+    try:
+        rules = check_rules(Rules(**{attr: values.pop(key) for key, attr in _RULE_KEYS.items()}))
+    except InvalidRule as exc:
+        raise ConfigError(exc.text(lambda f: f.variable)) from None
     values["RISK_FREE_RATE"] = values.pop("RISK_FREE_RATE_PCT") / 100.0
     typed = {key.lower(): value for key, value in values.items()}
     names = {f.name for f in fields(Settings)}

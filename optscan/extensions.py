@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from optscan.store.history import HistoryStore
     from optscan.store.lock import ScanLock
     from optscan.store.passwords import PasswordStore
+    from optscan.store.positions import Positions
     from optscan.store.ratelimit import RedisTokenBucket
     from optscan.store.results import ResultStore
+    from optscan.store.savedrules import Defaults, SavedRules
     from optscan.store.throttle import Throttle
     from optscan.store.watchlist import Watchlist
     from optscan.store.yahoomemo import YahooMemo
@@ -77,6 +79,25 @@ class Services:
             matches_per_symbol=self.settings.history_matches_per_symbol,
             lazy=True,
         )
+
+    @cached_property
+    def positions(self) -> Positions:
+        """Return the durable books (positions and cash), opened on first use."""
+        from optscan.store.positions import Positions
+
+        return Positions(self.database("positions"), clock=self.clock)
+
+    @cached_property
+    def saved_rules(self) -> SavedRules:
+        """Return the store of the rules saved as default on the page."""
+        from optscan.store.savedrules import SavedRules
+
+        return SavedRules(self.database("rules"), clock=self.clock)
+
+    def defaults(self) -> Defaults:
+        """Return the rules scans use unless told otherwise: the environment's, then the saved."""
+        # Read each time: another process or host may have saved new ones.
+        return self.saved_rules.defaults(self.settings.rules)
 
     @cached_property
     def calendar(self) -> MarketCalendar:
@@ -192,7 +213,7 @@ class Services:
             source=self.new_source(),
             watchlist=self.watchlist,
             calendar=self.calendar,
-            rules=self.settings.rules,
+            rules=self.defaults().rules,
             risk_free_rate=self.settings.risk_free_rate,
             wide_spread_pct=self.settings.wide_spread_pct,
             clock=self.clock,
@@ -222,6 +243,18 @@ class Services:
             # The watchlist is the record; rows left behind stay marked stale, nothing breaks.
             log.warning("rows of %s not removed from the results: %s", ", ".join(removed), exc)
         return removed
+
+    def forget_call_rows(self, symbols: Iterable[str]) -> None:
+        """Drop call rows priced on positions that changed or went (best effort)."""
+        import redis
+
+        from optscan.store.redisserver import RedisUnavailable
+
+        try:
+            self.store.forget_side("call", symbols)
+        except (redis.RedisError, RedisUnavailable) as exc:
+            # The positions are the record; the next call scan replaces the rows anyway.
+            log.warning("call rows of %s not removed: %s", ", ".join(symbols), exc)
 
     def now(self) -> datetime:
         """Return the injected clock's time."""

@@ -88,7 +88,9 @@ def test_scan_json_agrees_with_an_independent_reference(make_app, aapl_dir: Path
 
 def test_call_scan_with_overrides(make_app, aapl_dir: Path) -> None:
     app = make_app(SOURCE=f"replay:{aapl_dir}")
+    # Nothing is held: --unowned prices the watchlist's calls as if bought at spot.
     args = ["scan", "--force", "--calls", "--min-return", "10", "--max-delta", "0.3", "--json"]
+    args += ["--unowned", "--top", "0"]
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)

@@ -65,9 +65,10 @@ def test_scan_help_loads_no_heavy_library(instance_path: Path) -> None:
 def test_a_forced_replay_scan_loads_only_what_it_uses(
     instance_path: Path, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    # The symbols are named: the watchlist is not read; the market is not asked
-    # (exchange_calendars); the source replays files (no yfinance, no curl_cffi). SQLAlchemy
-    # loads for the scan history (IV rank reads it, the completed scan is recorded in it).
+    # The symbols are named: the watchlist is not read, but the default rules and the
+    # positions (cash, holdings) are, and the scan history (IV rank reads it, the completed scan
+    # is recorded in it): SQLAlchemy. The market is not asked (exchange_calendars); the source
+    # replays files (no yfinance, no curl_cffi).
     replay = build_replay_dir(tmp_path / "replay", "aapl")
     code = """
         from flask.cli import cli
@@ -82,5 +83,5 @@ def test_a_forced_replay_scan_loads_only_what_it_uses(
         "REDIS_URL": redis_url,
         "OPTSCAN_REDIS_PREFIX": redis_prefix,
     }
-    # scipy: the IV solver; pandas is no longer needed.
+    # scipy: the IV solver (no pandas any more); sqlalchemy: the books, saved rules, history.
     assert loaded_after(code, env) == {"scipy", "sqlalchemy"}

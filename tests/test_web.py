@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from optscan.core.market import format_et
-from optscan.core.models import MATCH_FIELDS
+from optscan.core.models import MATCH_FIELDS, side_columns
 from optscan.core.scan import perform_scan
 from optscan.jobs.live import LiveScan
 from optscan.jobs.scanjob import new_holder, wait_for_background_scans
@@ -171,15 +171,23 @@ def test_index_shows_results_grouped_by_symbol_with_their_quote_time(app, client
         m["contract"] for m in stored["matches"]
     )
     by_contract = {m["contract"]: m for m in stored["matches"]}
+    names = [c.name for c in side_columns("put")]
     for row in shown.rows:
         m = by_contract[row["attrs"]["data-contract"]]
-        cells = [c["text"] for c in row["cells"]]
+        cell = dict(zip(names, (c["text"] for c in row["cells"]), strict=True))
         # Fixed decimals, derived here from the stored numbers: strike/bid 2, % 1, delta 3.
-        assert cells[:4] == ["AAPL", m["expiration"], str(m["dte"]), f"{m['strike']:.2f}"]
-        assert cells[4] == f"{m['bid']:.2f}" and cells[6] == f"{m['otm_pct']:.1f}"
-        assert cells[7] == f"{m['annualized_return']:.1f}" and cells[8] == f"{m['delta']:.3f}"
-        assert cells[9] == f"{m['iv'] * 100:.1f}"
-        assert row["cells"][3]["attrs"]["class"] == "num"  # right-aligned by the stylesheet
+        assert [cell[n] for n in ("symbol", "expiration", "dte", "strike")] == [
+            "AAPL", m["expiration"], str(m["dte"]), f"{m['strike']:.2f}"
+        ]  # fmt: skip
+        assert cell["bid"] == f"{m['bid']:.2f}" and cell["otm_pct"] == f"{m['otm_pct']:.1f}"
+        assert cell["annualized_return"] == f"{m['annualized_return']:.1f}"
+        assert cell["delta"] == f"{m['delta']:.3f}" and cell["iv"] == f"{m['iv'] * 100:.1f}"
+        # The wheel's dollars: the premium per contract and the cash one put ties up.
+        assert cell["premium"] == f"{m['bid'] * 100:,.2f}"
+        assert cell["collateral"] == f"{m['strike'] * 100:,.2f}"
+        assert cell["mid"] == f"{m['mid']:.2f}" and cell["pop_otm"] == f"{m['pop_otm'] * 100:.1f}"
+        strike_cell = row["cells"][names.index("strike")]
+        assert strike_cell["attrs"]["class"] == "num"  # right-aligned by the stylesheet
     (head,) = shown.heads
     group = stored["symbols"]["AAPL"]
     quoted = format_et(datetime.fromisoformat(group["as_of"]))
@@ -223,6 +231,7 @@ def test_market_open_on_the_early_close_day_shows_13_00(make_app) -> None:
 
 
 def test_results_partial_and_side_toggle(app, client) -> None:
+    app.extensions["optscan"].positions.set("AAPL", 100, 200)
     run_cli_scan(app, "--symbols", "AAPL", "--calls")
     partial = client.get("/results?side=call", headers=FETCH)
     assert partial.status_code == 200
@@ -283,6 +292,7 @@ def test_post_scan_starts_a_scan_that_completes(app, client) -> None:
 
 
 def test_post_scan_without_javascript_answers_with_a_full_page(app, client) -> None:
+    app.extensions["optscan"].positions.set("AAPL", 100, 200)
     response = client.post("/scan", data={"side": "call", "force": "on"})
     assert response.status_code == 202
     assert "<html" in response.text and "Scan started" in response.text

@@ -15,12 +15,13 @@ EXIT_REDIS = 5
 
 def init_app(app: Flask) -> None:
     """Add the commands to the app's `flask` CLI."""
-    from optscan.cli import admin, history, notify, scan, watchlist
+    from optscan.cli import admin, history, notify, positions, scan, watchlist
 
     for command in (
         scan.scan_command,
         scan.record_command,
         watchlist.watchlist_group,
+        positions.positions_group,
         admin.set_password_command,
         notify.notify_group,
         admin.redis_group,

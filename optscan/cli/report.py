@@ -6,19 +6,19 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from optscan.core.formatting import display
-from optscan.core.models import COLUMNS, Match
+from optscan.core.models import Match, by_symbol_return, side_columns
 
-TEXT_COLUMNS = tuple(c for c in COLUMNS if c.text)
 _LEFT_KINDS = ("text", "date", "flags")
 
 
 def format_matches(matches: Sequence[Match]) -> str:
     """Return matches as an aligned table, best annualized return first within a symbol."""
-    ordered = sorted(matches, key=lambda m: (m["symbol"], -(m["annualized_return"] or 0.0)))
-    rows = [[display(m.get(c.name), c.kind, blank="-") for c in TEXT_COLUMNS] for m in ordered]
-    headers = [c.label for c in TEXT_COLUMNS]
+    ordered = by_symbol_return(matches)
+    columns = side_columns(ordered[0]["side"] if ordered else "put", where="text")
+    rows = [[display(m.get(c.name), c.kind, blank="-") for c in columns] for m in ordered]
+    headers = [c.label for c in columns]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    left = {i for i, c in enumerate(TEXT_COLUMNS) if c.kind in _LEFT_KINDS}
+    left = {i for i, c in enumerate(columns) if c.kind in _LEFT_KINDS}
 
     def line(cells: list[str]) -> str:
         return "  ".join(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
 
 from optscan.cli import EXIT_BUSY, EXIT_FAILED, EXIT_MARKET_CLOSED, EXIT_OK, EXIT_REDIS
 from optscan.cli.report import ProgressPrinter, format_matches
-from optscan.core.models import Side
+from optscan.core.models import Side, top_per_symbol
+from optscan.core.rulefields import RULE_FIELDS, InvalidRule, RuleField, apply_values
+from optscan.core.rules import Rules
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
 from optscan.extensions import services
 from optscan.jobs.history import Recording
@@ -38,6 +41,35 @@ def _refused(refusal: Refusal, as_json: bool) -> None:
         click.echo(json.dumps(body))
     click.echo(refusal.message, err=True)
     sys.exit(_REFUSAL_EXIT.get(refusal.kind, EXIT_FAILED))
+
+
+def _rule_option(field: RuleField) -> Callable[[Any], Any]:
+    """Return the option of one rule field; its value is checked by the one rule validation."""
+    assert field.flag is not None
+    if field.kind == "flag":
+        names = f"{field.flag}/{field.off_flag}" if field.off_flag else field.flag
+        off = f" ({field.off_flag}: not)" if field.off_flag else ""
+        return click.option(names, field.name, default=None, help=f"{field.doc[:1].upper()}"
+                            f"{field.doc[1:]}{off}, for this run.")  # fmt: skip
+    metavar = "N" if field.kind == "int" else "PCT" if field.name.endswith("_pct") else "X"
+    return click.option(
+        field.flag, field.name, metavar=metavar, help=f"{field.doc[:1].upper()}{field.doc[1:]}."
+    )
+
+
+def rule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add an option for every rule field that has a flag, in the table's order."""
+    for field in reversed([f for f in RULE_FIELDS if f.flag]):
+        command = _rule_option(field)(command)
+    return command
+
+
+def rules_for_run(base: Rules, given: dict[str, Any]) -> Rules:
+    """Return `base` with the rule options given, or exit 2 naming the bad ones."""
+    try:
+        return apply_values(base, {k: v for k, v in given.items() if v is not None})
+    except InvalidRule as exc:
+        raise click.UsageError(exc.text(lambda f: f.cli_name)) from None
 
 
 def alert_words(alert: Delivery) -> str:
@@ -77,13 +109,7 @@ def recording_words(recording: Recording) -> str | None:
     metavar="D",
     help="Bound on |delta| for this run.",
 )
-@click.option(
-    "--min-iv-rank",
-    type=click.FloatRange(min=0, max=100),
-    metavar="PCT",
-    help="Minimum IV rank in percent (0-100), for this run; symbols with too little history"
-    " are not filtered.",
-)
+@rule_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option(
     "--trigger",
@@ -102,14 +128,20 @@ def scan_command(
     min_iv_rank: float | None,
     as_json: bool,
     trigger: str,
+    **rule_flags: Any,
 ) -> None:
-    """Scan the watchlist for options worth selling and print the matches."""
+    """Scan for options worth selling and print the best matches of each symbol.
+
+    Puts cover the active watchlist, sized from the cash; covered calls the symbols held with
+    at least 100 shares, at strikes at or above their cost basis. The rules are the defaults
+    (the environment's, then those saved on the page) changed by the options given.
+    """
     wanted = _symbols_option(symbols)
     side: Side = "call" if calls else "put"
     svc = services()
-    rules = svc.settings.rules.overridden(side, min_return_pct=min_return, max_delta=max_delta)
-    if min_iv_rank is not None:
-        rules = replace(rules, min_iv_rank=min_iv_rank)
+    rules = rules_for_run(svc.defaults().rules, rule_flags).overridden(
+        side, min_return_pct=min_return, max_delta=max_delta
+    )
     request = ScanRequest(side, force=force, trigger=trigger, symbols=wanted, rules=rules)
     job = prepare(svc, request)
     if isinstance(job, Refusal):
@@ -117,11 +149,23 @@ def scan_command(
         return
     progress = None if as_json else ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
     result = job.run(progress)
+    shown = top_per_symbol(result.matches, rules.top_n)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), allow_nan=False))
+        # Every match for scripts, unless --top asks for the best N of each symbol.
+        top = rule_flags.get("top_n")
+        body = result.to_dict()
+        if top is not None:
+            body.update(top=rules.top_n, matches=shown)
+        click.echo(json.dumps(body, allow_nan=False))
     else:
-        if result.matches:
-            click.echo(format_matches(result.matches))
+        if shown:
+            click.echo(format_matches(shown))
+        if len(shown) < len(result.matches):
+            click.echo(
+                f"Showing the best {rules.top_n} of each symbol: {len(shown)} of"
+                f" {len(result.matches)} matches (--top 0 shows all).",
+                err=True,
+            )
         for symbol, report in result.symbols.items():
             # "Yahoo could not be reached" is said once, in the scan's own line.
             if report.error and report.status != Unreachable.kind:
@@ -167,7 +211,7 @@ def record_command(directory: Path, symbols: tuple[str, ...]) -> None:
         directory,
         wanted,
         fetch_raw=source.fetch_raw,
-        horizon_days=svc.settings.rules.horizon_days,
+        horizon_days=svc.defaults().rules.horizon_days,
     )
     failed = 0
     for symbol, files in outcome.items():

@@ -10,7 +10,7 @@ Units used throughout:
 - t_years: ACT/365 years of wall-clock time up to the 16:00 America/New_York close on expiry.
 - dte: whole CALENDAR days, counted from the New York date of the capture time.
 - names ending in _pct and annualized_return are PERCENT (52.1 = 52.1 %); pop_otm a FRACTION;
-  prices, forward and breakeven USD per share.
+  prices, forward and breakeven USD per share; the wheel's figures as core/wheel.py says.
 
 Nothing here reads a clock: the capture time comes from the chain's quote.
 """
@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr
 
+from optscan.core import wheel
 from optscan.core.bsm import black_d1, black_implied_vol
 from optscan.core.expiry import calendar_dte, expiry_close, years_to_expiry
 from optscan.core.forward import Forward, implied_forwards, two_sided_mid
@@ -42,47 +43,21 @@ IV_MAX = 5.0
 
 # Every flag a row can carry, in the order rows list them; a row holds them as bits of an int.
 FLAGS = (
-    "no_bid",
-    "no_ask",
-    "crossed",
-    "expired",
-    "iv_out_of_range",
-    "yahoo_iv",
-    "wide_spread",
-    "earnings",
-    "ex_dividend",
-    "forward_fallback",
-)
+    "no_bid", "no_ask", "crossed", "expired", "iv_out_of_range", "yahoo_iv", "wide_spread",
+    "earnings", "ex_dividend", "forward_fallback", "over_cash", "unowned", "below_basis",
+)  # fmt: skip
 _BIT = {name: np.uint16(1 << i) for i, name in enumerate(FLAGS)}
 # Flags that make a row unusable for screening; the others are informational.
 INVALIDATING_FLAGS = frozenset({"no_bid", "crossed", "iv_out_of_range", "expired"})
 
 # The columns of frame(), in order.
 OUTPUT_COLUMNS = (
-    "symbol",
-    "side",
-    "expiration",
-    "contract",
-    "strike",
-    "bid",
-    "ask",
-    "mid",
-    "spread_pct",
-    "dte",
-    "t_years",
-    "annualized_return",
-    "otm_pct",
-    "breakeven",
-    "iv",
-    "iv_source",
-    "delta",
-    "pop_otm",
-    "open_interest",
-    "volume",
-    "forward",
-    "flags",
-    "valid",
-)
+    "symbol", "side", "expiration", "contract", "strike", "bid", "ask", "mid", "spread_pct", "dte",
+    "t_years", "annualized_return", "otm_pct", "breakeven", "iv", "iv_source", "delta", "pop_otm",
+    "open_interest", "volume", "forward", "spot", "premium", "collateral", "contracts",
+    "cost_basis", "return_if_assigned", "return_if_assigned_annualized", "downside_protection",
+    "expected_move", "sigma_distance", "earnings_date", "ex_dividend_date", "flags", "valid",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +85,23 @@ class ChainRows:
     open_interest: NDArray[np.float64]
     volume: NDArray[np.float64]
     forward: NDArray[np.float64]
+    spot: NDArray[np.float64]  # USD per share, of the chain's quote
+    premium: NDArray[np.float64]  # USD per contract
+    collateral: NDArray[np.float64]  # puts: USD per contract; calls: NaN
+    downside_protection: NDArray[np.float64]  # calls: PERCENT; puts: NaN
+    expected_move: NDArray[np.float64]  # USD per share
+    sigma_distance: NDArray[np.float64]
     flag_bits: NDArray[np.uint16]  # bit i set: the row carries FLAGS[i]
     valid: NDArray[np.bool_]
     forwards: dict[date, Forward]  # per expiration
+    # Set by core/sizing.py from the positions (NaN until then: no positions given).
+    contracts: NDArray[np.float64] | None = None
+    cost_basis: NDArray[np.float64] | None = None  # calls: USD per share
+    return_if_assigned: NDArray[np.float64] | None = None  # calls: PERCENT
+    return_if_assigned_annualized: NDArray[np.float64] | None = None  # calls: PERCENT per year
+    # The symbol's calendar, the same on every row (New York ISO dates).
+    earnings_date: str | None = None
+    ex_dividend_date: str | None = None
 
     def __len__(self) -> int:
         return len(self.strike)
@@ -120,6 +109,27 @@ class ChainRows:
     def has_flag(self, name: str) -> NDArray[np.bool_]:
         """Return where the rows carry a flag."""
         return (self.flag_bits & _BIT[name]) != 0
+
+    def with_flag(self, name: str, where: ArrayLike) -> NDArray[np.uint16]:
+        """Return the rows' flag bits with a flag added where `where` is True."""
+        bits = self.flag_bits.copy()
+        bits[np.asarray(where, dtype=bool)] |= _BIT[name]
+        return bits
+
+    def column(self, name: str) -> NDArray:
+        """Return a numeric column; a sizing column not yet set is all NaN."""
+        values = getattr(self, name)
+        return np.full(len(self), np.nan) if values is None else values
+
+    def near_iv(self) -> float | None:
+        """Return the IV (FRACTION) at the strike nearest the forward on the nearest expiry."""
+        usable = np.flatnonzero(np.isfinite(self.iv))
+        if usable.size == 0:
+            return None
+        nearest = min(self.expiration[usable].tolist())
+        on_day = usable[self.expiration[usable] == nearest]
+        best = on_day[np.argmin(np.abs(self.strike[on_day] - self.forward[on_day]))]
+        return float(self.iv[best])
 
     def records(self, keep: ArrayLike | None = None) -> list[Match]:
         """Return the rows (those where keep is True) as JSON-ready Match dicts, NaN as None."""
@@ -132,10 +142,12 @@ class ChainRows:
             "contract": self.contract[index].tolist(),
             "expiration": [iso[day] for day in self.expiration[index].tolist()],
             "flags": _flag_lists(self.flag_bits[index]),
+            "earnings_date": [self.earnings_date] * n,
+            "ex_dividend_date": [self.ex_dividend_date] * n,
         }
         for name in MATCH_FIELDS:
             if name not in columns:
-                columns[name] = _json_numbers(getattr(self, name)[index], name in INTEGER_FIELDS)
+                columns[name] = _json_numbers(self.column(name)[index], name in INTEGER_FIELDS)
         rows = zip(*(columns[name] for name in MATCH_FIELDS), strict=True)
         return [dict(zip(MATCH_FIELDS, values, strict=True)) for values in rows]  # type: ignore[misc]
 
@@ -155,10 +167,12 @@ class ChainRows:
             "contract": pd.Series(list(self.contract), dtype=object),
             "iv_source": pd.Series(iv_source, dtype=object),
             "flags": pd.Series([tuple(f) for f in _flag_lists(self.flag_bits)], dtype=object),
+            "earnings_date": pd.Series([self.earnings_date] * n, dtype=object),
+            "ex_dividend_date": pd.Series([self.ex_dividend_date] * n, dtype=object),
         }
         for name in OUTPUT_COLUMNS:
             if name not in data:
-                data[name] = getattr(self, name)
+                data[name] = self.column(name)
         return pd.DataFrame(data, columns=list(OUTPUT_COLUMNS))
 
 
@@ -305,6 +319,9 @@ def analyze_chains(
         annualized[~valid] = np.nan
         otm_pct = theta * (strike - spot) / spot * 100.0
         breakeven = np.where(has_bid, strike + theta * bid, np.nan)
+        none = np.full(len(strike), np.nan)
+        collateral = none if is_call else wheel.put_collateral(strike)
+        protection = wheel.downside_protection_pct(bid, spot) if is_call else none
 
     wide = (
         np.zeros(len(strike), dtype=bool)
@@ -344,6 +361,12 @@ def analyze_chains(
         open_interest=joined("open_interest"),
         volume=joined("volume"),
         forward=forward,
+        spot=spot,
+        premium=wheel.premium(bid),
+        collateral=collateral,
+        downside_protection=protection,
+        expected_move=wheel.expected_move(spot, iv, t_years),
+        sigma_distance=wheel.sigma_distance(strike, forward, iv, t_years),
         flag_bits=flag_bits,
         valid=valid,
         forwards=forwards,

@@ -4,14 +4,17 @@
 and presentation in `Annotated` metadata; JSON, CSV, the HTML table, the terminal table and the
 live rows all derive from `COLUMNS`, so adding a column is one edit here.
 
-Units: names ending in `_pct` and `annualized_*` are PERCENT (52.1 = 52.1 %); `iv` and
-`pop_otm` are FRACTIONS; prices are USD per share unless the column says per contract;
-dates are New York calendar dates in ISO form; `dte` counts calendar days.
+Units: names ending in `_pct` and `annualized_*`, `return_if_assigned*` and
+`downside_protection` are PERCENT (52.1 = 52.1 %); `iv` and `pop_otm` are FRACTIONS; prices
+(spot, strike, bid, cost basis, expected move) are USD per share, `premium` and `collateral` USD
+per contract; `sigma_distance` is a ratio; dates are New York calendar dates in ISO form; `dte`
+counts calendar days.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, get_type_hints
 
@@ -40,6 +43,7 @@ class Column:
     title: str  # the explanation, with its unit
     table: bool = True  # shown in the page's table
     text: bool = True  # shown in the terminal table
+    sides: tuple[Side, ...] = SIDES  # the sides whose tables show it (None on the other side)
     name: str = ""  # filled in from the field name
 
 
@@ -56,10 +60,9 @@ class Match(TypedDict):
     strike: Annotated[float, Column("Strike", "money", "Strike price, USD")]
     bid: Annotated[float | None, Column("Bid", "money", "Bid, USD per share")]
     ask: Annotated[float | None, Column("Ask", "money", "Ask, USD per share")]
-    mid: Annotated[float | None, Column("Mid", "money", "Mid price, USD per share", table=False)]
+    mid: Annotated[float | None, Column("Mid", "money", "Mid price, USD per share")]
     spread_pct: Annotated[
-        float | None,
-        Column("Spread %", "percent", "Bid-ask spread, percent of mid", table=False, text=False),
+        float | None, Column("Spread %", "percent", "Bid-ask spread, percent of mid", text=False)
     ]
     otm_pct: Annotated[
         float, Column("% OTM", "percent", "How far out of the money, percent of the spot price")
@@ -74,17 +77,103 @@ class Match(TypedDict):
     pop_otm: Annotated[
         float | None,
         Column(
-            "POP %",
-            "fraction",
-            "Risk-neutral probability of expiring out of the money",
-            table=False,
-            text=False,
+            "POP %", "fraction", "Risk-neutral probability of expiring out of the money", text=False
         ),
     ]
     open_interest: Annotated[int | None, Column("OI", "count", "Open interest, contracts")]
-    volume: Annotated[int | None, Column("Volume", "count", "Volume today, contracts")]
+    volume: Annotated[int | None, Column("Vol.", "count", "Volume today, contracts")]
+    premium: Annotated[
+        float | None,
+        Column("Prem. $", "money", "Premium received at the bid: bid x 100, USD per contract"),
+    ]
+    collateral: Annotated[
+        float | None,
+        Column(
+            "Collat. $",
+            "money",
+            "Cash a cash-secured put ties up: strike x 100, USD per contract (calls: none)",
+            text=False,
+            sides=("put",),
+        ),
+    ]
+    contracts: Annotated[
+        int | None,
+        Column(
+            "Qty",
+            "int",
+            "Contracts you can sell: puts floor(cash / collateral) once cash is set;"
+            " calls shares held // 100 (none when not held)",
+        ),
+    ]
+    cost_basis: Annotated[
+        float | None,
+        Column(
+            "Basis",
+            "money",
+            "Calls: the cost basis the row was priced on, USD per share (spot for shares not held)",
+            table=False,
+            text=False,
+            sides=("call",),
+        ),
+    ]
+    return_if_assigned: Annotated[
+        float | None,
+        Column(
+            "Asg. %",
+            "percent",
+            "Calls: return if assigned, (strike - cost basis + bid) / cost basis x 100, percent",
+            sides=("call",),
+        ),
+    ]
+    return_if_assigned_annualized: Annotated[
+        float | None,
+        Column(
+            "Asg. ann. %",
+            "percent",
+            "Calls: the return if assigned x 365 / DTE, percent per year",
+            text=False,
+            sides=("call",),
+        ),
+    ]
+    downside_protection: Annotated[
+        float | None,
+        Column(
+            "Cushion %",
+            "percent",
+            "Calls: how far the premium cushions the shares, bid / spot x 100, percent",
+            text=False,
+            sides=("call",),
+        ),
+    ]
     breakeven: Annotated[
-        float | None, Column("Break-even", "money", "Break-even price: strike -/+ bid, USD")
+        float | None,
+        Column(
+            "Break-even",
+            "money",
+            "Break-even price: strike -/+ bid, USD (the page shows it for puts: a covered"
+            " call's own is the cost basis less the premium)",
+            sides=("put",),
+        ),
+    ]
+    expected_move: Annotated[
+        float | None,
+        Column(
+            "± Move",
+            "money",
+            "Expected move to expiry, one standard deviation: spot x IV x sqrt(years), USD per"
+            " share",
+            text=False,
+        ),
+    ]
+    sigma_distance: Annotated[
+        float | None,
+        Column(
+            "σ away",
+            "ratio",
+            "How many expected moves the strike lies from the forward:"
+            " |strike - forward| / (forward x IV x sqrt(years))",
+            text=False,
+        ),
     ]
     flags: Annotated[list[str], Column("Flags", "flags", "Warnings about this contract")]
     forward: Annotated[
@@ -99,6 +188,36 @@ class Match(TypedDict):
             text=False,
         ),
     ]
+    spot: Annotated[
+        float | None,
+        Column(
+            "Spot",
+            "money",
+            "Price of the stock when the chain was quoted, USD per share",
+            table=False,
+            text=False,
+        ),
+    ]
+    earnings_date: Annotated[
+        str | None,
+        Column(
+            "Earnings",
+            "date",
+            "Next earnings report (New York date), if known",
+            table=False,
+            text=False,
+        ),
+    ]
+    ex_dividend_date: Annotated[
+        str | None,
+        Column(
+            "Ex-div",
+            "date",
+            "Ex-dividend date (New York), if known",
+            table=False,
+            text=False,
+        ),
+    ]
 
 
 def _columns() -> tuple[Column, ...]:
@@ -106,7 +225,7 @@ def _columns() -> tuple[Column, ...]:
     found = []
     for name, hint in hints.items():
         meta = next(m for m in hint.__metadata__ if isinstance(m, Column))
-        found.append(Column(meta.label, meta.kind, meta.title, meta.table, meta.text, name=name))
+        found.append(replace(meta, name=name))
     return tuple(found)
 
 
@@ -114,6 +233,30 @@ COLUMNS: tuple[Column, ...] = _columns()
 MATCH_FIELDS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 # Fields that hold whole numbers (JSON may carry them as floats).
 INTEGER_FIELDS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.kind in ("int", "count"))
+
+
+def by_symbol_return(matches: Iterable[Match]) -> list[Match]:
+    """Order matches by symbol, then best annualized return first."""
+    return sorted(matches, key=lambda m: (m["symbol"], -(m.get("annualized_return") or 0.0)))
+
+
+def top_per_symbol(matches: Iterable[Match], top: int) -> list[Match]:
+    """Return each symbol's `top` best matches by annualized return (0: all), by symbol."""
+    ordered = by_symbol_return(matches)
+    if top <= 0:
+        return ordered
+    seen: dict[str, int] = {}
+    kept = []
+    for match in ordered:
+        seen[match["symbol"]] = rank = seen.get(match["symbol"], 0) + 1
+        if rank <= top:
+            kept.append(match)
+    return kept
+
+
+def side_columns(side: str, *, where: str = "table") -> tuple[Column, ...]:
+    """Return the columns a side's page table ("table") or terminal table ("text") shows."""
+    return tuple(c for c in COLUMNS if getattr(c, where) and side in c.sides)
 
 
 def failed_symbols(symbols: dict[str, Any]) -> dict[str, str]:
@@ -138,6 +281,11 @@ class SymbolReport:
     earnings_date: str | None = None  # next earnings report, New York ISO date, if known
     ex_dividend_date: str | None = None  # Yahoo's ex-dividend date (New York ISO), if known
     expirations: list[str] = field(default_factory=list)
+    # IV (a FRACTION) at the strike nearest the forward on the nearest expiration scanned.
+    near_iv: float | None = None
+    # Calls: the position the rows were priced on (None: not held, priced at spot).
+    shares: int | None = None
+    cost_basis: float | None = None  # USD per share
     contracts: int = 0
     matches: int = 0
     # Per expiration scanned (ISO date): {forward: USD, carry: ln(F/S)/T as a FRACTION per
@@ -184,6 +332,7 @@ class ScanResult:
     started_at: datetime
     finished_at: datetime
     rules: str
+    one_off: bool = False  # the rules were changed for this scan only (not the defaults)
     refused: str | None = None  # market_closed, no_symbols, invalid_symbols
     interrupted: bool = False
     saved: bool = False
@@ -221,6 +370,7 @@ class ScanResult:
             "duration_s": round((self.finished_at - self.started_at).total_seconds(), 3),
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "rules": self.rules,
+            "one_off": self.one_off,
             "counts": self.counts(),
             "symbols": {s: r.to_dict() for s, r in self.symbols.items()},
         }

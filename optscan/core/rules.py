@@ -1,4 +1,8 @@
-"""Selection rules: which analysed contracts are worth selling."""
+"""Selection rules: which analysed contracts are worth selling, and how many to show.
+
+Each field of `Rules` is described once, in `optscan.core.rulefields.RULE_FIELDS`: its label,
+unit, bounds, environment variable, command-line flag and place on the page's form.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +29,18 @@ class Rules:
     call_delta_step: float = 0.04
     call_delta_cap: float = 0.36
     call_max_delta: float | None = None  # fixed bound replacing the DTE-growing target
-    horizon_days: int = 28
+    min_dte: int = 1  # calendar days; 1 leaves out same-day expiries
+    horizon_days: int = 28  # the maximum DTE: expirations within this many calendar days
     min_open_interest: int = 0
     min_volume: int = 0
     max_spread_pct: float | None = None
+    exclude_earnings: bool = False  # drop contracts with an earnings report before expiry
+    exclude_ex_dividend: bool = (
+        False  # calls: drop contracts with an ex-dividend date before expiry
+    )
+    calls_below_basis: bool = False  # calls: also strikes below the cost basis
+    calls_unowned: bool = False  # calls: also watchlist symbols not held, priced at spot
+    top_n: int = 3  # rows shown per symbol, best annualized return first; 0: all (kept: all)
     # Minimum IV rank, PERCENT 0-100 (IV rank itself is a FRACTION; see core/ivrank.py): a
     # symbol ranked below it keeps no rows; one with too little history is not filtered.
     min_iv_rank: float | None = None
@@ -53,7 +65,7 @@ class Rules:
         return rules
 
     def describe(self, side: Side) -> str:
-        """Return the side's rule in a trader's words."""
+        """Return the side's selection rule in a trader's words (top_n shows, never selects)."""
         parts = [f"annualized >= {self.min_return_pct(side):g}%"]
         if side == "put":
             parts.append(f"delta >= {-self.put_max_delta:g}")
@@ -64,12 +76,21 @@ class Rules:
                 f"delta <= {self.call_delta_base:g} (+{self.call_delta_step:g}/week past 7 days,"
                 f" at most {self.call_delta_cap:g})"
             )
+        parts.append(f"DTE {self.min_dte}-{self.horizon_days}")
         if self.min_open_interest:
             parts.append(f"OI >= {self.min_open_interest}")
         if self.min_volume:
             parts.append(f"volume >= {self.min_volume}")
         if self.max_spread_pct is not None:
             parts.append(f"spread <= {self.max_spread_pct:g}%")
+        if self.exclude_earnings:
+            parts.append("no earnings before expiry")
+        if side == "call":
+            if self.exclude_ex_dividend:
+                parts.append("no ex-dividend before expiry")
+            parts.append("any strike" if self.calls_below_basis else "strike >= cost basis")
+            if self.calls_unowned:
+                parts.append("symbols not held priced at spot")
         if self.min_iv_rank is not None:
             parts.append(f"IV rank >= {self.min_iv_rank:g}%")
         return ", ".join(parts)
@@ -102,6 +123,7 @@ def select(rows: ChainRows, side: Side, rules: Rules) -> NDArray[np.bool_]:
     # Comparisons with NaN are False, so a contract missing delta or return can never pass.
     with np.errstate(invalid="ignore"):
         keep = rows.valid & (rows.annualized_return >= rules.min_return_pct(side))
+        keep &= (rows.dte >= rules.min_dte) & (rows.dte <= rules.horizon_days)
         if side == "put":
             keep &= (delta >= bound) & (delta < 0)
         else:
@@ -112,4 +134,12 @@ def select(rows: ChainRows, side: Side, rules: Rules) -> NDArray[np.bool_]:
             keep &= rows.volume >= rules.min_volume
         if rules.max_spread_pct is not None:
             keep &= rows.spread_pct <= rules.max_spread_pct
+        if rules.exclude_earnings:
+            keep &= ~rows.has_flag("earnings")
+        if side == "call":
+            if rules.exclude_ex_dividend:
+                keep &= ~rows.has_flag("ex_dividend")
+            if not rules.calls_below_basis:
+                # Without a cost basis (NaN: no positions given) every strike passes.
+                keep &= ~(rows.strike < rows.column("cost_basis"))
     return keep

@@ -8,31 +8,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from typing import Any
 
 import redis
 
-from optscan.core.atmiv import measure_iv
-from optscan.core.chain import analyze_chains
-from optscan.core.expiry import calendar_dte, years_to_expiry
+from optscan.core.board import Board
+from optscan.core.book import NOT_HELD, Book
+from optscan.core.book import scan_symbols as scan_scope
 from optscan.core.ivrank import DailyIv, PriorIv, apply_rank
 from optscan.core.market import Clock, MarketCalendar, format_et
-from optscan.core.models import (
-    OK_STATUSES,
-    PENDING,
-    SIDES,
-    Match,
-    ScanResult,
-    Side,
-    SymbolReport,
-)
-from optscan.core.newness import mark_new
-from optscan.core.rules import Rules, select
-from optscan.core.symbols import normalize_symbols
-from optscan.sources.base import Chain, OptionSource, SourceError, Unreachable
+from optscan.core.models import SIDES, Match, ScanResult, Side, SymbolReport
+from optscan.core.rules import Rules
+from optscan.core.symbolscan import OpenSymbol, close_symbol, open_symbol, scan_expiration
+from optscan.sources.base import OptionSource, Unreachable
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
 
@@ -56,118 +47,6 @@ class ScanEnv:
     store: ResultStore | None = None
     concurrency: int = 1  # source calls under way at once; 1: all in the calling thread
     iv_history: DailyIv | None = None  # prior days' 30-day IVs, for IV rank; None: no rank
-
-
-@dataclass(frozen=True)
-class _ChainOutcome:
-    """One expiration's chain, or why there is none."""
-
-    expiration: date
-    chain: Chain | None = None
-    kind: str | None = None  # a SourceError kind when the expiration failed
-    message: str | None = None
-
-
-@dataclass
-class _OpenSymbol:
-    """A symbol whose quote and expirations are known, waiting for its chains."""
-
-    report: SymbolReport
-    as_of: datetime
-    wanted: list[date]
-    outcomes: dict[date, _ChainOutcome] = field(default_factory=dict)
-
-
-def _open_symbol(
-    symbol: str, env: ScanEnv, rules: Rules
-) -> tuple[SymbolReport, datetime | None, list[date]]:
-    """Return the symbol's report, quote time and expirations to scan (time None: failed)."""
-    report = SymbolReport()
-    try:
-        quote = env.source.quote(symbol)
-        expirations = env.source.expirations(symbol)
-    except SourceError as exc:
-        report.status, report.error = exc.kind, exc.message
-        return report, None, []
-    except Exception as exc:
-        log.exception("scan of %s failed", symbol)
-        report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
-        return report, None, []
-    report.price, report.as_of = quote.price, quote.as_of.isoformat()
-    earnings, ex_dividend = quote.earnings_date, quote.ex_dividend_date
-    report.earnings_date = earnings.isoformat() if earnings else None
-    report.ex_dividend_date = ex_dividend.isoformat() if ex_dividend else None
-    wanted = [
-        e
-        for e in expirations
-        if 0 <= calendar_dte(quote.as_of, e) <= rules.horizon_days
-        and years_to_expiry(quote.as_of, e) > 0
-    ]
-    return report, quote.as_of, wanted
-
-
-def _scan_expiration(symbol: str, expiration: date, env: ScanEnv) -> _ChainOutcome:
-    """Fetch one expiration's chain; never raise for a data problem."""
-    try:
-        return _ChainOutcome(expiration, env.source.chain(symbol, expiration))
-    except SourceError as exc:
-        return _ChainOutcome(expiration, kind=exc.kind, message=exc.message)
-    except Exception as exc:
-        log.exception("scan of %s %s failed", symbol, expiration)
-        return _ChainOutcome(
-            expiration, kind="error", message=f"unexpected error ({type(exc).__name__})"
-        )
-
-
-def _close_symbol(
-    report: SymbolReport,
-    as_of: datetime,
-    wanted: list[date],
-    outcomes: dict[date, _ChainOutcome],
-    side: Side,
-    env: ScanEnv,
-    rules: Rules,
-) -> tuple[SymbolReport, list[Match], datetime | None]:
-    """Analyse a symbol's chains, nearest first, in one pass into its report and matches.
-
-    One pass over all of a symbol's expirations: the analysis is vectorised, and a few
-    hundred contracts at once cost little more than the few dozen of one expiration.
-    """
-    chains, failures, latest = [], [], as_of
-    for expiration in wanted:
-        outcome = outcomes[expiration]
-        if outcome.chain is None:
-            failures.append((expiration, outcome.kind or "error", outcome.message))
-            continue
-        latest = max(latest, outcome.chain.quote.as_of)
-        report.expirations.append(expiration.isoformat())
-        chains.append(outcome.chain)
-    if failures and len(failures) == len(wanted):
-        report.status, report.error = failures[0][1], failures[0][2]
-        return report, [], None
-    report.status = "partial" if failures else "ok"
-    if failures:
-        report.error = "; ".join(f"{e.isoformat()}: {msg}" for e, _, msg in failures)
-    matches: list[Match] = []
-    if chains:
-        try:
-            rows = analyze_chains(
-                chains,
-                side,
-                risk_free_rate=env.risk_free_rate,
-                wide_spread_pct=env.wide_spread_pct,
-            )
-            matches = rows.records(select(rows, side, rules))
-        except Exception as exc:
-            log.exception("analysis of %s failed", chains[0].symbol)
-            report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
-            report.expirations.clear()
-            return report, [], None
-        report.contracts = len(rows)
-        report.forwards = {day.isoformat(): f.to_dict() for day, f in rows.forwards.items()}
-        measure_iv(report, rows)
-    report.matches = len(matches)
-    return report, matches, latest
 
 
 # What a finished symbol hands back: its report, matches and latest capture time.
@@ -202,6 +81,7 @@ def scan_symbols(
     rules: Rules,
     on_done: SymbolDone,
     should_continue: Callable[[], bool] | None = None,
+    book: Book | None = None,
 ) -> bool:
     """Scan symbols, env.concurrency source calls at a time; return True if told to stop.
 
@@ -223,7 +103,7 @@ def scan_symbols(
     submit = pool.submit if pool is not None else _run_inline
     pending = deque(symbols)
     ready: deque[tuple[str, date]] = deque()
-    opened: dict[str, _OpenSymbol] = {}
+    opened: dict[str, OpenSymbol] = {}
     in_flight: dict[Future[Any], tuple[Any, ...]] = {}
     finished: deque[Future[Any]] = deque()  # done, not yet handled
     opening = 0  # symbols whose first call is under way
@@ -244,11 +124,11 @@ def scan_symbols(
                 per_symbol = expirations_seen / symbols_opened if symbols_opened else 1.0
                 if ready and (not pending or len(ready) + per_symbol * opening >= concurrency):
                     symbol, expiration = ready.popleft()
-                    chain = partial(_scan_expiration, symbol, expiration, env)
+                    chain = partial(scan_expiration, symbol, expiration, env)
                     in_flight[submit(chain)] = ("chain", symbol, expiration)
                 else:
                     symbol = pending.popleft()
-                    in_flight[submit(partial(_open_symbol, symbol, env, rules))] = ("open", symbol)
+                    in_flight[submit(partial(open_symbol, symbol, env, rules))] = ("open", symbol)
                     opening += 1
             if not in_flight:
                 return False
@@ -268,18 +148,18 @@ def scan_symbols(
                     on_done(symbol, (report, [], None))
                     check_due = True
                 elif not wanted:
-                    on_done(symbol, _close_symbol(report, as_of, [], {}, side, env, rules))
+                    on_done(symbol, close_symbol(report, as_of, [], {}, side, env, rules, book))
                     check_due = True
                 else:
-                    opened[symbol] = _OpenSymbol(report, as_of, wanted)
+                    opened[symbol] = OpenSymbol(report, as_of, wanted)
                     ready.extend((symbol, expiration) for expiration in wanted)
                 continue
             state = opened[symbol]
             state.outcomes[tag[2]] = outcome
             if len(state.outcomes) == len(state.wanted):
                 del opened[symbol]
-                closed = _close_symbol(
-                    state.report, state.as_of, state.wanted, state.outcomes, side, env, rules
+                closed = close_symbol(
+                    state.report, state.as_of, state.wanted, state.outcomes, side, env, rules, book
                 )
                 on_done(symbol, closed)
                 check_due = True
@@ -307,59 +187,6 @@ def _refusal(
 SymbolOutcome = tuple[SymbolReport, list[Match], datetime | None]
 
 
-class _Board:
-    """Write each finished symbol to the results board as the scan goes (best effort)."""
-
-    def __init__(self, env: ScanEnv, side: Side, rules: Rules, trigger: str, scan_id: str | None):
-        self.store = env.store
-        self.clock = env.clock
-        self.side = side
-        self.rules = rules.describe(side)
-        self.trigger = trigger
-        self.scan_id = scan_id
-        self.unsaved = 0  # symbols whose outcome could not be written
-        self.kept = 0  # failed symbols whose earlier rows stay on the board
-        self.bytes_written = 0
-
-    def symbol_done(self, symbol: str, report: SymbolReport, matches: list[Match]) -> list[Match]:
-        """Replace the symbol's group when it scanned, else record the failure beside it.
-
-        Return the rows as written: flagged "new" where their contract was not on the board.
-        """
-        if self.store is None:
-            return matches
-        at = self.clock().isoformat()
-        try:
-            if report.status in OK_STATUSES:
-                matches = mark_new(matches, self.store.contracts(self.side, symbol))
-                self.bytes_written += self.store.save_group(
-                    {
-                        "symbol": symbol,
-                        "side": self.side,
-                        "status": report.status,
-                        "error": report.error,
-                        "spot": report.price,
-                        "as_of": report.as_of,
-                        "scanned_at": at,
-                        "scan_id": self.scan_id,
-                        "trigger": self.trigger,
-                        "rules": self.rules,
-                        "report": report.to_dict(),
-                        "matches": matches,
-                    }
-                )
-            elif report.status != PENDING:
-                failure = {"status": report.status, "error": report.error, "at": at}
-                failure["scan_id"] = self.scan_id
-                if self.store.save_failure(self.side, symbol, failure):
-                    self.kept += 1
-        except redis.RedisError as exc:
-            self.unsaved += 1
-            if self.unsaved == 1:
-                log.error("scan results not saved: Redis is unavailable (%s)", exc)
-        return matches
-
-
 def _unreachable(result: ScanResult) -> str | None:
     # Said once for the scan; each symbol's report repeats it.
     return next(
@@ -379,8 +206,14 @@ def perform_scan(
     trigger: str = "cli",
     should_continue: Callable[[], bool] | None = None,
     scan_id: str | None = None,
+    book: Book | None = None,
+    one_off: bool = False,
 ) -> ScanResult:
-    """Scan the active watchlist (or the given symbols), storing each symbol as it finishes."""
+    """Scan the given symbols (or those the side covers), storing each symbol as it finishes.
+
+    With a book, puts are sized from its cash and calls priced on its holdings: a call scan
+    skips (status not_held) the symbols not held, unless the rules ask for those too.
+    """
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
     if env.concurrency < 1:
@@ -397,7 +230,7 @@ def perform_scan(
             rules,
             now,
         )
-    wanted = normalize_symbols(symbols) if symbols is not None else env.watchlist.active_symbols()
+    wanted = scan_scope(side, symbols, book, env.watchlist.active_symbols, rules.calls_unowned)
     if not wanted:
         return _refusal("No symbols to scan.", "no_symbols", side, trigger, rules, now)
 
@@ -409,17 +242,21 @@ def perform_scan(
         started_at=now,
         finished_at=now,
         rules=rules.describe(side),
+        one_off=one_off,
         symbols={s: SymbolReport() for s in wanted},
     )
     started = time.monotonic()
     found: dict[str, list[Match]] = {}
-    board = _Board(env, side, rules, trigger, scan_id)
     prior_iv = PriorIv(env.iv_history)
+    board = Board(env.store, env.clock, side, rules, trigger, scan_id, one_off=one_off)
 
     def symbol_done(
         symbol: str, outcome: tuple[SymbolReport, list[Match], datetime | None]
     ) -> None:
         report, matches, as_of = outcome
+        holding = book.covering(symbol) if book is not None and side == "call" else None
+        if holding is not None:
+            report.shares, report.cost_basis = holding.shares, holding.cost_basis
         result.symbols[symbol] = report
         matches = apply_rank(symbol, report, matches, prior_iv, rules.min_iv_rank)
         matches = board.symbol_done(symbol, report, matches)
@@ -429,7 +266,16 @@ def perform_scan(
         if progress is not None:
             progress(len(found), len(wanted), symbol, matches, report)
 
-    result.interrupted = scan_symbols(wanted, side, env, rules, symbol_done, should_continue)
+    to_scan = wanted
+    if side == "call" and book is not None and not rules.calls_unowned:
+        to_scan = [s for s in wanted if book.covering(s) is not None]
+        for symbol in wanted:
+            if book.covering(symbol) is None:
+                skipped = SymbolReport(status=NOT_HELD, error=book.not_held(symbol))
+                symbol_done(symbol, (skipped, [], None))
+    result.interrupted = scan_symbols(
+        to_scan, side, env, rules, symbol_done, should_continue, book=book
+    )
     # Matches in watchlist order, whatever order the symbols finished in.
     result.matches = [match for symbol in wanted for match in found.get(symbol, [])]
     result.finished_at = env.clock()
@@ -444,6 +290,8 @@ def perform_scan(
             f"Scan interrupted after {counts['scanned'] + counts['failed']} of"
             f" {counts['symbols']} symbols; the symbols it finished are saved."
         )
+    elif counts["scanned"] == 0 and not to_scan:
+        result.message = f"Nothing scanned: {'; '.join(result.failed().values())}."
     elif counts["scanned"] == 0:
         cause = _unreachable(result)
         result.message = (
@@ -456,8 +304,13 @@ def perform_scan(
             f"Scanned {counts['scanned']} of {counts['symbols']} symbols in {elapsed:.1f} s:"
             f" {counts['matches']} {side}s match ({result.rules})."
         )
-        if counts["failed"]:
-            result.message += f" Failed: {', '.join(result.failed())}{kept}."
+        failed = result.failed()
+        not_held = [s for s in failed if result.symbols[s].status == NOT_HELD]
+        if not_held:
+            result.message += f" Not held, not scanned: {', '.join(not_held)}."
+        if len(not_held) < len(failed):
+            others = [s for s in failed if s not in not_held]
+            result.message += f" Failed: {', '.join(others)}{kept}."
             cause = _unreachable(result)
             if cause:
                 result.message += f" {cause}."

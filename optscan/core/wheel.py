@@ -40,13 +40,13 @@ def _floats(values: ArrayLike) -> Floats:
 
 
 def premium(bid: ArrayLike) -> Floats:
-    """Return the premium received for one contract at the bid (USD per contract)."""
-    return _floats(bid) * CONTRACT_SIZE
+    """Return the premium received for one contract at the bid (USD per contract, to the cent)."""
+    return np.round(_floats(bid) * CONTRACT_SIZE, 2)
 
 
 def put_collateral(strike: ArrayLike) -> Floats:
-    """Return the cash a cash-secured put ties up (USD per contract)."""
-    return _floats(strike) * CONTRACT_SIZE
+    """Return the cash a cash-secured put ties up (USD per contract, to the cent)."""
+    return np.round(_floats(strike) * CONTRACT_SIZE, 2)
 
 
 def put_contracts(strike: ArrayLike, cash: float | None) -> Floats:
@@ -58,9 +58,10 @@ def put_contracts(strike: ArrayLike, cash: float | None) -> Floats:
         return np.where(collateral > 0, np.floor(cash / collateral), np.nan)
 
 
-def return_if_assigned_pct(strike: ArrayLike, cost_basis: float, bid: ArrayLike) -> Floats:
+def return_if_assigned_pct(strike: ArrayLike, cost_basis: ArrayLike, bid: ArrayLike) -> Floats:
     """Return a call's total return if assigned: (strike - basis + bid) / basis x 100 (PERCENT)."""
-    return (_floats(strike) - cost_basis + _floats(bid)) / cost_basis * 100.0
+    basis = _floats(cost_basis)
+    return (_floats(strike) - basis + _floats(bid)) / basis * 100.0
 
 
 def annualize_pct(return_pct: ArrayLike, dte: ArrayLike) -> Floats:
@@ -68,14 +69,14 @@ def annualize_pct(return_pct: ArrayLike, dte: ArrayLike) -> Floats:
     return _floats(return_pct) * DAYS_PER_YEAR / np.maximum(_floats(dte), 1.0)
 
 
-def downside_protection_pct(bid: ArrayLike, spot: float) -> Floats:
+def downside_protection_pct(bid: ArrayLike, spot: ArrayLike) -> Floats:
     """Return how far the premium cushions the shares: bid / spot x 100 (PERCENT)."""
-    return _floats(bid) / spot * 100.0
+    return _floats(bid) / _floats(spot) * 100.0
 
 
-def expected_move(spot: float, iv: ArrayLike, t_years: ArrayLike) -> Floats:
+def expected_move(spot: ArrayLike, iv: ArrayLike, t_years: ArrayLike) -> Floats:
     """Return the one-standard-deviation move to expiry, spot x IV x sqrt(t) (USD per share)."""
-    return spot * _floats(iv) * np.sqrt(np.maximum(_floats(t_years), 0.0))
+    return _floats(spot) * _floats(iv) * np.sqrt(np.maximum(_floats(t_years), 0.0))
 
 
 def sigma_distance(

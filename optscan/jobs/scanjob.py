@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import redis
 
 from optscan.applog import take_noise
+from optscan.core.book import Book, scan_symbols
 from optscan.core.market import format_et
 from optscan.core.models import ScanResult, Side
 from optscan.core.rules import Rules
-from optscan.core.symbols import normalize_symbols
 from optscan.jobs import history
 from optscan.jobs.live import LiveScan
 from optscan.notify.hook import Delivery, after_scan
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR = "The scan stopped because of an internal error; the details are in the server log."
 REDIS_DOWN = "Redis is unavailable, so no scan can start; check that the Redis server is running."
 NO_SYMBOLS = "There is nothing to scan: no symbol on the watchlist is active."
+NO_HOLDINGS = (
+    "There is nothing to scan: covered calls need a position of at least 100 shares"
+    " (flask positions set, or the Positions page); or scan the symbols not held."
+)
 
 RefusalKind = Literal["busy", "market_closed", "no_symbols", "redis", "internal"]
 
@@ -93,8 +97,8 @@ class ScanRequest:
     side: Side
     force: bool = False
     trigger: str = "web"
-    symbols: list[str] | None = None  # None: the active watchlist
-    rules: Rules | None = None  # None: the configured rules
+    symbols: list[str] | None = None  # None: what the side covers (puts: the active watchlist)
+    rules: Rules | None = None  # None: the default rules (the environment's, then the saved)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,9 @@ class ScanJob:
     symbols: list[str]
     svc: Services
     event_id: str | None = None  # id of the scan-started event
+    rules: Rules | None = None  # the rules it runs with (None: the scan env's)
+    one_off: bool = False  # those rules differ from the defaults
+    book: Book | None = None  # the positions and cash it sizes rows with
     progress: list[Progress] = field(default_factory=list)
     alert: Delivery | None = None  # the alert on the scan's new matches, once it is stored
     recording: history.Recording | None = None  # the scan's recording in the history
@@ -155,7 +162,8 @@ class ScanJob:
         """Return the sentence that says the scan started."""
         count = len(self.symbols)
         side = self.request.side
-        return f"Scan started: {count} symbol{'s' if count != 1 else ''}, {side}s."
+        one_off = " with one-off rules" if self.one_off else ""
+        return f"Scan started: {count} symbol{'s' if count != 1 else ''}, {side}s{one_off}."
 
     def run(self, progress: Progress | None = None) -> ScanResult:
         """Run the scan here, publish how it ended and release the lock."""
@@ -173,11 +181,13 @@ class ScanJob:
                     True,  # the market was checked once, in prepare()
                     _chain(self.live.progress, progress),
                     env=env,
-                    rules=self.request.rules,
+                    rules=self.rules,
                     trigger=self.request.trigger,
                     # A lost lock means another scan may start: stop before two write results.
                     should_continue=lambda: not self.lock.lost,
                     scan_id=self.scan_id,
+                    book=self.book,
+                    one_off=self.one_off,
                 )
             except BaseException:
                 log.exception(
@@ -265,12 +275,14 @@ def prepare(svc: Services, request: ScanRequest) -> ScanJob | Refusal:
             found = current_scan(svc.redis, svc.lock_key, svc.events.get_state())
             busy = found.holder or {}
             return Refusal("busy", describe_busy(busy), side, holder=busy, snapshot=found.snapshot)
-        if request.symbols is not None:
-            symbols = normalize_symbols(request.symbols)
-        else:
-            symbols = svc.watchlist.active_symbols()
+        defaults = svc.defaults().rules
+        rules = request.rules or defaults
+        book = svc.positions.book()
+        watchlist = svc.watchlist.active_symbols
+        symbols = scan_symbols(side, request.symbols, book, watchlist, rules.calls_unowned)
         if not symbols:
-            return Refusal("no_symbols", NO_SYMBOLS, side)
+            words = NO_HOLDINGS if side == "call" and not rules.calls_unowned else NO_SYMBOLS
+            return Refusal("no_symbols", words, side)
         live = LiveScan(
             svc.events,
             scan_id=holder["scan_id"],
@@ -279,7 +291,17 @@ def prepare(svc: Services, request: ScanRequest) -> ScanJob | Refusal:
             clock=svc.clock,
         )
         event_id = live.started(symbols)
-        job = ScanJob(request, lock, live, symbols, svc, event_id=event_id)
+        job = ScanJob(
+            request,
+            lock,
+            live,
+            symbols,
+            svc,
+            event_id=event_id,
+            rules=rules,
+            one_off=rules != defaults,
+            book=book,
+        )
         lock = None  # the job owns it now
         return job
     except (redis.RedisError, RedisUnavailable) as exc:

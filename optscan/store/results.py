@@ -99,11 +99,15 @@ class ResultStore:
 
     def forget(self, symbols: Iterable[str]) -> None:
         """Drop symbols from every board (they left the watchlist)."""
+        self.forget_side(SIDES, symbols)
+
+    def forget_side(self, sides: Iterable[str] | str, symbols: Iterable[str]) -> None:
+        """Drop symbols' rows, failures and contract sets from one side's board (or several)."""
         names = list(symbols)
         if not names:
             return
         with self.client.pipeline(transaction=True) as pipe:
-            for side in SIDES:
+            for side in [sides] if isinstance(sides, str) else sides:
                 pipe.hdel(self.board_key(side), *names)
                 pipe.hdel(self.failures_key(side), *names)
                 pipe.hdel(self.contracts_key(side), *names)

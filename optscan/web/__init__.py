@@ -7,9 +7,27 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the blueprints, template helpers and error handlers."""
-    from optscan.web import auth, errors, history, presentation, scans, stream, watchlist
+    from optscan.web import (
+        auth,
+        errors,
+        history,
+        positions,
+        presentation,
+        rules,
+        scans,
+        stream,
+        watchlist,
+    )
 
     presentation.init_app(app)
     errors.init_app(app)
-    for blueprint in (auth.bp, scans.bp, stream.bp, watchlist.bp, history.bp):
+    for blueprint in (
+        auth.bp,
+        scans.bp,
+        rules.bp,
+        stream.bp,
+        watchlist.bp,
+        positions.bp,
+        history.bp,
+    ):
         app.register_blueprint(blueprint)

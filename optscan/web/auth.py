@@ -24,6 +24,8 @@ bp = Blueprint("auth", __name__, cli_group=None)
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_ENDPOINTS = frozenset({"auth.login", "static"})
+# Pages that hold the trader's own books: reading them needs a login too, whatever PUBLIC_READ.
+_PRIVATE_BLUEPRINTS = frozenset({"positions"})
 MAX_NEXT_LENGTH = 2000
 # Any origin will do: a target is safe when resolving it against this one stays on it.
 _PROBE_ORIGIN = "http://optscan.invalid"
@@ -82,7 +84,7 @@ def require_login() -> Response | None:
     if not svc.passwords.is_set() or logged_in():
         return None
     reading = request.method in _READ_METHODS
-    if reading and svc.settings.public_read:
+    if reading and svc.settings.public_read and request.blueprint not in _PRIVATE_BLUEPRINTS:
         return None
     if reading and request.accept_mimetypes.accept_html and request.path != "/stream":
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -13,9 +13,8 @@ from markupsafe import Markup
 from optscan.core.formatting import display, is_blank
 from optscan.core.ivrank import report_words
 from optscan.core.market import MarketCalendar, MarketStatus, format_et
-from optscan.core.models import COLUMNS, Match, failed_symbols
-
-TABLE_COLUMNS = tuple(c for c in COLUMNS if c.table)
+from optscan.core.models import by_symbol_return, failed_symbols, side_columns
+from optscan.core.wheel import CONTRACT_SIZE
 
 FLAG_INFO: dict[str, tuple[str, str, str]] = {
     # flag: (badge text, explanation, style)
@@ -33,17 +32,23 @@ FLAG_INFO: dict[str, tuple[str, str, str]] = {
     "crossed": ("Crossed", "The bid is above the ask", "bad"),
     "expired": ("Expired", "The contract has expired", "bad"),
     "iv_out_of_range": ("IV?", "The implied volatility is outside 1%-500%", "bad"),
+    "over_cash": (
+        "Cash short",
+        "One contract needs more collateral than the cash set on the Positions page",
+        "warn",
+    ),
+    "unowned": ("Not held", "Not held: priced as if 100 shares were bought at spot", "info"),
+    "below_basis": (
+        "Below basis",
+        "The strike is below the cost basis: assignment would lock in a loss",
+        "warn",
+    ),
 }
 
 
 def sort_value(value: Any) -> str:
     """Return the raw value a column sorts by (empty when there is none)."""
     return "" if is_blank(value) else str(value)
-
-
-def by_symbol_return(matches: list[Match]) -> list[Match]:
-    """Order matches by symbol, then best annualized return first."""
-    return sorted(matches, key=lambda m: (m["symbol"], -(m.get("annualized_return") or 0.0)))
 
 
 def flag_info(flag: str) -> tuple[str, str, str]:
@@ -135,6 +140,7 @@ def result_view(result: dict[str, Any] | None, now: datetime, stale: bool) -> di
         "counts": result.get("counts") or {},
         "as_of": format_et(datetime.fromisoformat(as_of)) if as_of else None,
         "rules": result.get("rules"),
+        "one_off": bool(result.get("one_off")),
         "failed": failed,
         "failed_by_reason": by_reason(failed),
     }
@@ -156,16 +162,43 @@ def group_view(
     stale_after_minutes: float,
     rules_in_force: str | None = None,
     failure: dict[str, Any] | None = None,
+    top: int = 0,
+    expand: bool = False,
 ) -> dict[str, Any]:
-    """Return one symbol's group (from the board or a live event) as its table section shows it."""
+    """Return one symbol's group (from the board or a live event) as its table section shows it.
+
+    Its rows are best annualized return first; those past the scan's top N (`top` when the
+    group does not say) are hidden unless `expand`.
+    """
     as_of = group.get("as_of")
     quoted = datetime.fromisoformat(as_of) if as_of else None
     rules = group.get("rules")
     matches = group.get("matches") or group.get("rows") or []
+    side = group.get("side") or (matches[0]["side"] if matches else "put")
+    shown = group.get("top")
+    shown = top if shown is None else int(shown)
+    report = group.get("report") or {}
+
+    def fact(name: str) -> Any:
+        # Boards written before a fact was kept have it in the report, or not at all.
+        return group[name] if name in group else report.get(name)
+
+    shares = fact("shares")
     # IV figures: a live event carries them as "iv", a stored group in its report.
-    iv = group.get("iv") or group.get("report") or {}
+    iv = group.get("iv") or report
     return {
         "symbol": group["symbol"],
+        "side": side,
+        "columns": side_columns(side),
+        "near_iv": fact("near_iv"),
+        "earnings_date": fact("earnings_date"),
+        "shares": shares,
+        "cost_basis": fact("cost_basis"),
+        "calls_covered": shares // CONTRACT_SIZE if shares else None,
+        "top": shown,
+        "expanded": expand,
+        "hidden": 0 if expand or not shown else max(len(matches) - shown, 0),
+        "one_off": bool(group.get("one_off")),
         "status": group.get("status"),
         "error": group.get("error"),
         "spot": group.get("spot"),
@@ -222,4 +255,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(flag_info, "flag_info")
     app.add_template_global(badge, "badge")
     app.add_template_global(progress_words, "progress_words")
-    app.jinja_env.globals["result_columns"] = TABLE_COLUMNS
+    app.add_template_global(side_columns, "side_columns")

@@ -21,6 +21,8 @@ from flask import (
 from optscan.core.formatting import plain
 from optscan.core.market import NEW_YORK, format_et
 from optscan.core.models import COLUMNS, SIDE_WORDS, SIDES, Side
+from optscan.core.rulefields import InvalidRule
+from optscan.core.rules import Rules
 from optscan.extensions import Services, services
 from optscan.jobs.scanjob import (
     Refusal,
@@ -31,6 +33,7 @@ from optscan.jobs.scanjob import (
     prepare,
 )
 from optscan.notify.ledger import AlertLedger
+from optscan.web import rulesform
 from optscan.web.presentation import (
     alert_view,
     group_view,
@@ -47,7 +50,7 @@ _FALSE = frozenset({"", "0", "false", "off", "no", "n"})
 # -- request parsing -----------------------------------------------------------------------
 
 
-def _side_value(raw: str | None, *, default: Side = "put") -> Side:
+def side_value(raw: str | None, *, default: Side = "put") -> Side:
     if raw is None or raw == "":
         return default
     value = raw.strip().lower()
@@ -73,15 +76,23 @@ def _wants_partial() -> bool:
 # -- page context --------------------------------------------------------------------------
 
 
-def _groups(svc: Services, side: Side, live_snapshot: dict[str, Any] | None) -> list[dict]:
+def _expand() -> bool:
+    """Return whether the page asks for every row ("show all"), not the best N per symbol."""
+    return request.args.get("all", "") in ("1", "true", "on", "yes")
+
+
+def _groups(
+    svc: Services, side: Side, live_snapshot: dict[str, Any] | None, rules: Rules
+) -> list[dict]:
     """Return the symbol sections to show: the running scan's so far, else the whole board."""
     now = svc.now()
-    settings = svc.settings
     common: dict[str, Any] = {
         "calendar": svc.calendar,
         "now": now,
-        "stale_after_minutes": settings.stale_after_minutes,
-        "rules_in_force": settings.rules.describe(side),
+        "stale_after_minutes": svc.settings.stale_after_minutes,
+        "rules_in_force": rules.describe(side),
+        "top": rules.top_n,
+        "expand": _expand(),
     }
     if live_snapshot is not None:
         board = svc.store.board(side, scan_id=live_snapshot.get("scan_id"))
@@ -103,7 +114,8 @@ def _results_context(svc: Services, side: Side | None, scan: ScanState, symbol: 
     attempt = svc.store.last_attempt(chosen)
     # Every scan overwrites the attempt; an unsuccessful one is newer than the last good one.
     failure = _result_view(attempt, svc, now) if attempt and not attempt.get("success") else None
-    groups = _groups(svc, chosen, live_snapshot if live else None)
+    rules = svc.defaults().rules
+    groups = _groups(svc, chosen, live_snapshot if live else None, rules)
     shown = [g for g in groups if g["symbol"].startswith(symbol)] if symbol else groups
     return {
         "side": chosen,
@@ -116,7 +128,9 @@ def _results_context(svc: Services, side: Side | None, scan: ScanState, symbol: 
         "shown": shown,
         "shown_rows": sum(g["count"] for g in shown),
         "symbol_filter": symbol,
-        "rules_in_force": svc.settings.rules.describe(chosen),
+        "rules_in_force": rules.describe(chosen),
+        "top_n": rules.top_n,
+        "expand": _expand(),
         "alerts": _alerts(svc, now),
     }
 
@@ -129,7 +143,10 @@ def _alerts(svc: Services, now: datetime) -> dict[str, Any] | None:
     return alert_view(ledger.last(), ledger.last_sent(), now)
 
 
-def _page_context(side: Side | None, symbol: str = "") -> dict[str, Any]:
+def page_context(
+    side: Side | None, symbol: str = "", rules_raw: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Return everything the scanner page shows; `rules_raw`: the rules form as posted."""
     svc = services()
     # The newest event id is read BEFORE the snapshot: an event published in between is then
     # replayed to the page by the stream, never lost.
@@ -141,8 +158,12 @@ def _page_context(side: Side | None, symbol: str = "") -> dict[str, Any]:
     if last_event_id:
         stream_url += f"?lastEventId={last_event_id}"
     context = _results_context(svc, side, scan, symbol)
+    defaults = svc.defaults()
     return {
         **context,
+        "rule_form": rulesform.form_view(
+            defaults.rules, svc.settings.rules, rules_raw, defaults.saved_at
+        ),
         "market": market_words(svc.calendar.status(svc.now())),
         "scan": scan,
         "holder": scan.holder,
@@ -159,15 +180,15 @@ def _page_context(side: Side | None, symbol: str = "") -> dict[str, Any]:
 def index() -> str:
     """Show the market, the scan form, the progress of a running scan and the last results."""
     raw_side = request.args.get("side")
-    side = _side_value(raw_side) if raw_side else None
+    side = side_value(raw_side) if raw_side else None
     symbol = request.args.get("symbol", "").strip().upper()[:10]
-    return render_template("scans/index.html", **_page_context(side, symbol))
+    return render_template("scans/index.html", **page_context(side, symbol))
 
 
 @bp.get("/results")
 def results_partial() -> str:
     """Return the results section alone, for the page's script to swap in."""
-    side = _side_value(request.args.get("side"))
+    side = side_value(request.args.get("side"))
     svc = services()
     scan = current_scan(svc.redis, svc.lock_key, svc.events.get_state())
     symbol = request.args.get("symbol", "").strip().upper()[:10]
@@ -183,13 +204,14 @@ _STATUS = {
     "no_symbols": 409,
     "redis": 503,
     "internal": 500,
+    "invalid": 400,
 }
 
 
 @bp.post("/scan")
 def scan() -> tuple[str, int]:
     """Start a scan in the background and say at once how that went."""
-    side = _side_value(request.form.get("side"))
+    side = side_value(request.form.get("side"))
     force = _force_value(request.form.get("force"))
     svc = services()
     client = request.remote_addr or "unknown"
@@ -203,19 +225,30 @@ def scan() -> tuple[str, int]:
                 f" {svc.scan_triggers.retry_after(client)} s."
             ),
         )
-    job = prepare(svc, ScanRequest(side, force=force, trigger="web"))
-    if isinstance(job, Refusal):
-        outcome = {"kind": job.kind, "message": job.message, "side": side}
-        view = _outcome_context(outcome, job.snapshot, job.next_open)
+    raw = rulesform.submitted(request.form)
+    rules_inputs = rulesform.hidden_inputs(raw)
+    try:
+        rules = rulesform.rules_from_form(request.form, svc.defaults().rules)
+    except InvalidRule as exc:
+        words = rulesform.refusal_words(exc, "The scan did not start.")
+        outcome = {"kind": "invalid", "message": words, "side": side}
+        view = _outcome_context(outcome, None, None)
     else:
-        job.start()
-        svc.scan_triggers.record(client)
-        outcome = {"kind": "started", "message": job.message, "side": side}
-        view = _outcome_context(outcome, job.live.snapshot, None)
+        job = prepare(svc, ScanRequest(side, force=force, trigger="web", rules=rules))
+        if isinstance(job, Refusal):
+            outcome = {"kind": job.kind, "message": job.message, "side": side}
+            view = _outcome_context(outcome, job.snapshot, job.next_open)
+        else:
+            job.start()
+            svc.scan_triggers.record(client)
+            outcome = {"kind": "started", "message": job.message, "side": side}
+            view = _outcome_context(outcome, job.live.snapshot, None)
+    view["outcome_rules_inputs"] = rules_inputs
     status = _STATUS[outcome["kind"]]
     if _wants_partial():
         return render_template("scans/_outcome.html", **view), status
-    return render_template("scans/index.html", **_page_context(side), **view), status
+    page = page_context(side, rules_raw=raw)
+    return render_template("scans/index.html", **page, **view), status
 
 
 def _outcome_context(
@@ -292,7 +325,7 @@ def _results_or_404(side: Side) -> dict[str, Any]:
 @bp.get("/results.json")
 def results_json() -> Response:
     """Download a side's board as JSON: the last scan, each symbol's group, every row."""
-    side = _side_value(request.args.get("side"))
+    side = side_value(request.args.get("side"))
     document = _results_or_404(side)
     response = Response(json.dumps(document, allow_nan=False), mimetype="application/json")
     response.headers["Content-Disposition"] = (
@@ -304,7 +337,7 @@ def results_json() -> Response:
 @bp.get("/results.csv")
 def results_csv() -> Response:
     """Download every row on a side's board as CSV, one column per Match field."""
-    side = _side_value(request.args.get("side"))
+    side = side_value(request.args.get("side"))
     document = _results_or_404(side)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

@@ -114,6 +114,28 @@
     if (event.target && event.target.id === "symbol-filter") { applyFilter(); }
   });
 
+  // "Show all" on a symbol's head line: its rows past the best N appear, or hide again. The
+  // link also works without this script (the server renders every row: ?all=1).
+  function setExpanded(body, expanded) {
+    $$("tr[data-beyond-top]", body).forEach(function (row) { row.hidden = !expanded; });
+    if (expanded) { body.setAttribute("data-expanded", ""); }
+    else { body.removeAttribute("data-expanded"); }
+    var link = $("a[data-show-all]", body);
+    if (link) {
+      link.textContent = expanded ? "show the best " + body.getAttribute("data-top") :
+        "show all " + body.getAttribute("data-count");
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("#results-table a[data-show-all]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
+    event.preventDefault();
+    var body = link.closest("tbody");
+    setExpanded(body, !body.hasAttribute("data-expanded"));
+    applyFilter();
+  });
+
   // ---------------------------------------------------------------- results partial
 
   function resultsUrl(side) {
@@ -236,6 +258,8 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    // "Save as default" and its like post the page as a plain form: the answer is a redirect.
+    if (event.submitter && event.submitter.hasAttribute("data-plain-submit")) { return; }
     if (form.matches("form[data-scan-form]")) {
       event.preventDefault();
       submitScan(form, event.submitter);

@@ -1,5 +1,5 @@
 // The results page's risk/return chart: annualized return against |delta|, one point per row
-// shown in the table, coloured by symbol. It reads the table (the same data-v values the
+// shown in the table (rows past a symbol's best N count once shown), coloured by symbol. It reads the table (the same data-v values the
 // sorting uses), so stored rows, live rows and a swapped-in results section all draw alike;
 // app.js announces each change of the table with an "optscan:rows-changed" event.
 (function () {
@@ -36,7 +36,8 @@
     Array.prototype.forEach.call(table.tBodies, function (body) {
       if (body.hidden) { return; } // filtered out
       Array.prototype.forEach.call(body.rows, function (row) {
-        if (row.hasAttribute("data-group-head")) { return; }
+        // The head line, and rows past the symbol's best N until "show all".
+        if (row.hasAttribute("data-group-head") || row.hidden) { return; }
         var y = parseFloat(value(row, col.ret));
         var delta = parseFloat(value(row, col.delta));
         if (isNaN(y) || isNaN(delta)) { skipped += 1; return; }
