@@ -125,7 +125,6 @@ def scan_command(
     calls: bool,
     min_return: float | None,
     max_delta: float | None,
-    min_iv_rank: float | None,
     as_json: bool,
     trigger: str,
     **rule_flags: Any,
