@@ -4,6 +4,10 @@ analyze_chains() prices one side of one or more expirations of a symbol in one v
 each expiration on its own forward (core/forward.py), with Black-76 for the IV from the mid,
 the spot delta consistent with that forward and the probability of expiring out of the money.
 ChainRows.records() turns the rows a scan keeps into Match dicts; frame() is for inspection.
+The source's own IV and delta ride along (vendor_iv, vendor_delta) but price nothing, except
+the vendor's IV where a contract has no two-sided quote to solve (flag yahoo_iv or cboe_iv); a
+row whose delta is more than VENDOR_DELTA_TOLERANCE from the vendor's is flagged
+vendor_disagrees.
 
 Units used throughout:
 - rate, dividend yield, sigma (iv): FRACTIONS per year, continuous compounding.
@@ -52,8 +56,15 @@ FLAGS = (
     "earnings",
     "ex_dividend",
     "forward_fallback",
+    "cboe_iv",
+    "vendor_disagrees",
 )
 _BIT = {name: np.uint16(1 << i) for i, name in enumerate(FLAGS)}
+# The flag of a row priced on the vendor's IV (no two-sided quote), by Quote.source.
+_VENDOR_IV_FLAG = {"cboe": "cboe_iv"}
+DEFAULT_VENDOR_IV_FLAG = "yahoo_iv"
+# |delta - vendor_delta| above which a row is flagged vendor_disagrees.
+VENDOR_DELTA_TOLERANCE = 0.05
 # Flags that make a row unusable for screening; the others are informational.
 INVALIDATING_FLAGS = frozenset({"no_bid", "crossed", "iv_out_of_range", "expired"})
 
@@ -77,6 +88,8 @@ OUTPUT_COLUMNS = (
     "iv_source",
     "delta",
     "pop_otm",
+    "vendor_iv",
+    "vendor_delta",
     "open_interest",
     "volume",
     "forward",
@@ -107,6 +120,8 @@ class ChainRows:
     iv_from_mid: NDArray[np.bool_]  # where iv is set: solved from the mid, else the vendor's
     delta: NDArray[np.float64]
     pop_otm: NDArray[np.float64]
+    vendor_iv: NDArray[np.float64]  # the source's IV, FRACTION (NaN where it gave none)
+    vendor_delta: NDArray[np.float64]  # the source's delta (NaN where it gave none)
     open_interest: NDArray[np.float64]
     volume: NDArray[np.float64]
     forward: NDArray[np.float64]
@@ -144,9 +159,12 @@ class ChainRows:
         import pandas as pd
 
         n = len(self)
+        vendor = np.where(self.has_flag("cboe_iv"), "cboe", "yahoo").tolist()
         iv_source = [
-            None if iv != iv else ("mid" if from_mid else "yahoo")
-            for iv, from_mid in zip(self.iv.tolist(), self.iv_from_mid.tolist(), strict=True)
+            None if iv != iv else ("mid" if from_mid else name)
+            for iv, from_mid, name in zip(
+                self.iv.tolist(), self.iv_from_mid.tolist(), vendor, strict=True
+            )
         ]
         data: dict[str, Any] = {
             "symbol": pd.Series([self.symbol] * n, dtype=object),
@@ -251,6 +269,7 @@ def analyze_chains(
             bits |= _BIT["ex_dividend"]
         if priced_on.source == "fallback":
             bits |= _BIT["forward_fallback"]
+        vendor_bit = _BIT[_VENDOR_IV_FLAG.get(quote.source or "", DEFAULT_VENDOR_IV_FLAG)]
         per_chain.append(
             (
                 chain.expiration,
@@ -260,13 +279,14 @@ def analyze_chains(
                 math.exp(-risk_free_rate * t) if t > 0 else 1.0,
                 quote.price,
                 bits,
+                vendor_bit,
             )
         )
-    (expiration, dte, t_years, forward, discount, spot, chain_bits) = (
+    (expiration, dte, t_years, forward, discount, spot, chain_bits, vendor_bits) = (
         np.repeat(np.array(column, dtype=dtype), sizes)
         for column, dtype in zip(
             zip(*per_chain, strict=True),
-            (object, np.int64, float, float, float, float, np.uint16),
+            (object, np.int64, float, float, float, float, np.uint16, np.uint16),
             strict=True,
         )
     )
@@ -274,7 +294,9 @@ def analyze_chains(
     def joined(name: str) -> NDArray[np.float64]:
         return np.concatenate([getattr(contracts, name) for contracts in sides])
 
-    strike, bid, ask, vendor_iv = (joined(n) for n in ("strike", "bid", "ask", "vendor_iv"))
+    strike, bid, ask, vendor_iv, vendor_delta = (
+        joined(n) for n in ("strike", "bid", "ask", "vendor_iv", "vendor_delta")
+    )
     contract = np.array([c for contracts in sides for c in contracts.contract], dtype=object)
     mid = two_sided_mid(bid, ask)
 
@@ -305,6 +327,7 @@ def analyze_chains(
         annualized[~valid] = np.nan
         otm_pct = theta * (strike - spot) / spot * 100.0
         breakeven = np.where(has_bid, strike + theta * bid, np.nan)
+        disagrees = np.abs(delta - vendor_delta) > VENDOR_DELTA_TOLERANCE  # False where NaN
 
     wide = (
         np.zeros(len(strike), dtype=bool)
@@ -317,10 +340,11 @@ def analyze_chains(
         ("no_ask", no_ask),
         ("crossed", crossed),
         ("iv_out_of_range", iv_bad),
-        ("yahoo_iv", use_vendor),
         ("wide_spread", wide),
+        ("vendor_disagrees", disagrees),
     ):
         flag_bits[column] |= _BIT[name]
+    flag_bits[use_vendor] |= vendor_bits[use_vendor]  # yahoo_iv or cboe_iv, by source
 
     return ChainRows(
         symbol=symbol,
@@ -341,6 +365,8 @@ def analyze_chains(
         iv_from_mid=two_sided,
         delta=delta,
         pop_otm=pop,
+        vendor_iv=vendor_iv,
+        vendor_delta=vendor_delta,
         open_interest=joined("open_interest"),
         volume=joined("volume"),
         forward=forward,

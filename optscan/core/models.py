@@ -81,6 +81,26 @@ class Match(TypedDict):
             text=False,
         ),
     ]
+    vendor_iv: Annotated[
+        float | None,
+        Column(
+            "Vendor IV %",
+            "fraction",
+            "The source's own implied volatility (Cboe's or Yahoo's), for comparison",
+            table=False,
+            text=False,
+        ),
+    ]
+    vendor_delta: Annotated[
+        float | None,
+        Column(
+            "Vendor delta",
+            "delta",
+            "The source's own delta (Cboe's; Yahoo sends none), for comparison",
+            table=False,
+            text=False,
+        ),
+    ]
     open_interest: Annotated[int | None, Column("OI", "count", "Open interest, contracts")]
     volume: Annotated[int | None, Column("Volume", "count", "Volume today, contracts")]
     breakeven: Annotated[
@@ -143,6 +163,11 @@ class SymbolReport:
     # Per expiration scanned (ISO date): {forward: USD, carry: ln(F/S)/T as a FRACTION per
     # year, source: "market" or "fallback", pairs: put-call pairs the forward came from}.
     forwards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The vendor whose data was scanned ("yahoo", "cboe"; "yahoo, cboe" when a fallback took
+    # over half-way), and how the sources before it failed ("yahoo: rate_limited: ...").
+    source: str | None = None
+    fallback: str | None = None
+    vendor_iv30: float | None = None  # the vendor's 30-day IV of the underlying (Cboe), FRACTION
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data, omitting an absent error."""

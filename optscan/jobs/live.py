@@ -149,7 +149,12 @@ class LiveScan:
         failed = self._state.get("failed_so_far", 0) + (status not in (*OK_STATUSES, STATUS_DONE))
         spot = getattr(report, "price", None) if report is not None else None
         as_of = getattr(report, "as_of", None) if report is not None else None
-        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, "rows": list(matches)})
+        # Which vendor served the symbol, and why others were passed over (a fallback).
+        provenance = {k: v for k in ("source", "fallback") if (v := getattr(report, k, None))}
+        self._publish(
+            "symbol-done",
+            {**done, "spot": spot, "as_of": as_of, **provenance, "rows": list(matches)},
+        )
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.

@@ -10,9 +10,9 @@ fetched concurrently.
 
 With a FetchPolicy the source also paces every request through a token bucket, retries 429s,
 5xx, timeouts and connection errors with backoff, and stops when Yahoo keeps rate-limiting
-(see policy.py and fetch.py). yfinance's own immediate retry of a 429 or 5xx with its other cookie strategy
-is then skipped: it would double the load on a server that is refusing us, and it flips the
-cookie strategy shared by every concurrent request. With or without a policy, a few
+(see policy.py and fetch.py). yfinance's own immediate retry of a 429 or 5xx with its other
+cookie strategy is then skipped: it would double the load on a server that is refusing us, and
+it flips the cookie strategy shared by every concurrent request. With or without a policy, a few
 connection-level failures in a row make Yahoo unreachable for the rest of the scan: the
 remaining symbols fail at once as `unreachable`, without a request.
 
