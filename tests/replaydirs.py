@@ -1,4 +1,4 @@
-"""Assemble replay directories (<root>/<SYMBOL>/<YYYY-MM-DD>.json) from the recorded fixtures."""
+"""Assemble replay directories (Yahoo: <root>/<SYMBOL>/<YYYY-MM-DD>.json; Cboe: cboe.json)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,13 @@ def clone_symbol(root: Path, source: str, target: str) -> Path:
             result["quote"]["symbol"] = target
         (root / target / path.name).write_text(json.dumps(payload))
     return root / target
+
+
+CBOE_AAPL = Path(__file__).resolve().parent / "fixtures" / "cboe" / "openbb-cboe" / "AAPL.json"
+
+
+def build_cboe_dir(dest: Path, *, body: bytes | None = None) -> Path:
+    """Write AAPL's recorded Cboe document (or `body`) as dest/AAPL/cboe.json; return dest."""
+    (dest / "AAPL").mkdir(parents=True, exist_ok=True)
+    (dest / "AAPL" / "cboe.json").write_bytes(CBOE_AAPL.read_bytes() if body is None else body)
+    return dest
