@@ -77,6 +77,7 @@ class CboeEmulator:
         self._faults: list[Fault] = []
         self._holds: list[Hold] = []
         self._hits: list[Hit] = []
+        self.gzipped = 0  # answers sent gzip-encoded (the client asked for it)
         self._closing = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -231,7 +232,11 @@ class _Handler(BaseHTTPRequestHandler):
         hit = Hit(path, None, None, -1, fault, arrived)
         with owner._lock:
             owner._hits.append(hit)
-        hit.status = self._answer(path, fault)
+        self._hit = hit
+        try:
+            hit.status = self._answer(path, fault)
+        finally:
+            self._hit = None
 
     def do_POST(self) -> None:
         """Answer POST /_emulator/reset."""
@@ -268,9 +273,14 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, body, "application/json", cut=fault == "cut")
 
     def _send(self, status: int, body: bytes, content_type: str, *, cut: bool = False) -> int:
+        hit = getattr(self, "_hit", None)
+        if hit is not None:
+            hit.status = 0 if cut else status  # before the client can see the answer
         gzipped = "gzip" in (self.headers.get("Accept-Encoding") or "")
         if gzipped:
             body = gzip.compress(body, compresslevel=5)
+            with self.owner._lock:
+                self.owner.gzipped += 1
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if gzipped:
