@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from optscan.sources.base import MalformedResponse, RateLimited, SourceError, UnknownSymbol
-from optscan.sources.base import Unreachable
+from optscan.sources.base import (
+    MalformedResponse,
+    RateLimited,
+    SourceError,
+    UnknownSymbol,
+    Unreachable,
+)
 from optscan.sources.cboe import CboeSource, options_path
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.replay import ReplaySource
@@ -92,9 +97,11 @@ def test_error_answers(
     cboe: CboeEmulator, fault: str, error: type, words: str, requests: int
 ) -> None:
     cboe.inject(fault)
-    with CboeSource(base_url=cboe.base_url, policy=policy()) as source:
-        with pytest.raises(error) as raised:
-            source.expirations("AAPL")
+    with (
+        CboeSource(base_url=cboe.base_url, policy=policy()) as source,
+        pytest.raises(error) as raised,
+    ):
+        source.expirations("AAPL")
     assert words in raised.value.message
     assert type(raised.value) is error and len(cboe.hits) == requests
 
