@@ -328,10 +328,10 @@ SETTINGS: tuple[Setting, ...] = (
             "429s without a success in between that pause all Yahoo requests (0: never pause)"),
     Setting("YAHOO_BREAKER_PAUSE_SECONDS", 30.0, number(0.0, 3600.0),
             "length of that pause; if Yahoo still answers 429 after it, the scan stops asking"),
-    Setting("CBOE_RATE_PER_SECOND", 2.0, number(0.0, 1000.0, positive=True),
+    Setting("CBOE_RATE_PER_SECOND", 4.0, number(0.0, 1000.0, positive=True),
             "steady Cboe requests per second (one per symbol), shared like Yahoo's; Cboe's"
             " requests follow the YAHOO_ retry, backoff and breaker settings too"),
-    Setting("CBOE_BURST", 20, number(1, 1000, integer=True),
+    Setting("CBOE_BURST", 40, number(1, 1000, integer=True),
             "Cboe requests that may leave at once after a quiet spell"),
     Setting("NOTIFY_URLS", None, apprise_urls,
             "apprise URLs (space or comma separated) that get an alert on new matches after"

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from optscan.core.market import NEW_YORK
 
 from .base import Chain, Contracts, MalformedResponse, NoOptions, Quote
-from .occ import INDEX_ROOTS, parse_occ, roots_of
+from .occ import INDEX_ROOTS, OccReader, roots_of
 from .v7 import load_json
 
 __all__ = ["CboeDocument", "cboe_name", "parse_cboe"]
@@ -156,17 +156,17 @@ def _kept(
     """Return the contracts of the wanted roots (per expiration the most wanted root only)."""
     skipped: Counter[str] = Counter()
     by_root: dict[str, list[tuple[date, bool, float, CboeOption]]] = {}
+    reader = OccReader()
     for option in options:
-        try:
-            occ = parse_occ(option.option)
-        except ValueError:
+        parts = reader.read(option.option)
+        if parts is None:
             skipped["not an OCC symbol"] += 1
             continue
-        if occ.root not in roots:
-            skipped[f"root {occ.root}"] += 1
+        root, expiration, is_call, strike = parts
+        if root not in roots:
+            skipped[f"root {root}"] += 1
             continue
-        entry = (occ.expiration, occ.side == "call", occ.strike, option)
-        by_root.setdefault(occ.root, []).append(entry)
+        by_root.setdefault(root, []).append((expiration, is_call, strike, option))
     kept: list[tuple[date, bool, float, CboeOption]] = []
     listed: set[date] = set()
     for root in roots:

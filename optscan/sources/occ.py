@@ -22,9 +22,12 @@ from datetime import date
 
 from optscan.core.models import Side
 
-__all__ = ["INDEX_ROOTS", "OccSymbol", "parse_occ", "roots_of"]
+__all__ = ["INDEX_ROOTS", "OccReader", "OccSymbol", "occ_parts", "parse_occ", "roots_of"]
 
-_OCC = re.compile(r"([A-Z0-9]{1,6}) *(\d{6})([CP])(\d{8})")
+# The fixed tail (YYMMDD, C or P, 8 strike digits) and the root before it.
+_TAIL = re.compile(r"\d{6}[CP]\d{8}")
+_ROOT = re.compile(r"[A-Z0-9]{1,6}")
+TAIL_LENGTH = 15
 
 # Index underlyings whose options Cboe lists under more than one root, most wanted first
 # (PM-settled before AM-settled), and the other index underlyings Cboe serves.
@@ -59,16 +62,56 @@ class OccSymbol:
 
 def parse_occ(text: str) -> OccSymbol:
     """Return the parts of an OCC symbol, or raise ValueError if it is not one."""
-    match = _OCC.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
+    root, expiration, is_call, strike = occ_parts(text)
+    return OccSymbol(root, expiration, "call" if is_call else "put", strike)
+
+
+def occ_parts(text: str) -> tuple[str, date, bool, float]:
+    """Return (root, expiration, is_call, strike USD) of an OCC symbol, or raise ValueError.
+
+    The plain-tuple form of parse_occ, for a whole chain's worth of symbols at a time.
+    """
+    if not isinstance(text, str) or len(text) <= TAIL_LENGTH:
         raise ValueError(f"not an OCC option symbol: {text!r}")
-    root, day, side, strike = match.groups()
-    return OccSymbol(
-        root=root,
-        expiration=_expiration(day),
-        side="call" if side == "C" else "put",
-        strike=int(strike) / 1000.0,
-    )
+    root = text[:-TAIL_LENGTH].rstrip(" ")
+    if not _ROOT.fullmatch(root) or not _TAIL.fullmatch(text, len(text) - TAIL_LENGTH):
+        raise ValueError(f"not an OCC option symbol: {text!r}")
+    tail = text[-TAIL_LENGTH:]
+    return root, _expiration(tail[:6]), tail[6] == "C", int(tail[7:]) / 1000.0
+
+
+class OccReader:
+    """Read many OCC symbols fast: each root-and-date head is checked once, then remembered.
+
+    A chain of thousands of contracts has a few dozen heads (AAPL260724); what follows a
+    known head (C or P, 8 digits) is checked per symbol with string methods alone.
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[str, tuple[str, date] | None] = {}
+
+    def read(self, text: str) -> tuple[str, date, bool, float] | None:
+        """Return (root, expiration, is_call, strike USD), or None for no OCC symbol."""
+        head = text[:-9]
+        known = self._heads.get(head, _UNSEEN)
+        if known is _UNSEEN:
+            known = self._heads[head] = _head(head)
+        side, digits = text[-9:-8], text[-8:]
+        if known is None or side not in ("C", "P") or not (digits.isdigit() and digits.isascii()):
+            return None
+        assert isinstance(known, tuple)
+        return known[0], known[1], side == "C", int(digits) / 1000.0
+
+
+_UNSEEN = object()
+
+
+def _head(head: str) -> tuple[str, date] | None:
+    try:
+        root, expiration, _, _ = occ_parts(f"{head}C00000000")
+    except ValueError:
+        return None
+    return root, expiration
 
 
 @functools.lru_cache(maxsize=1024)
