@@ -74,6 +74,7 @@ class CboeEmulator:
         self.aliases = {a.upper(): t.upper() for a, t in (aliases or {}).items()}
         self._lock = threading.Lock()
         self._bodies: dict[str, bytes | None] = {}
+        self._gzipped: dict[bytes, bytes] = {}  # body -> its gzip encoding, as a CDN caches it
         self._faults: list[Fault] = []
         self._holds: list[Hold] = []
         self._hits: list[Hit] = []
@@ -278,7 +279,13 @@ class _Handler(BaseHTTPRequestHandler):
             hit.status = 0 if cut else status  # before the client can see the answer
         gzipped = "gzip" in (self.headers.get("Accept-Encoding") or "")
         if gzipped:
-            body = gzip.compress(body, compresslevel=5)
+            with self.owner._lock:
+                encoded = self.owner._gzipped.get(body)
+            if encoded is None:
+                encoded = gzip.compress(body, compresslevel=5)
+                with self.owner._lock:
+                    self.owner._gzipped[body] = encoded
+            body = encoded
             with self.owner._lock:
                 self.owner.gzipped += 1
         self.send_response(status)
