@@ -311,7 +311,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SSE_RETRY_MS", 3000, number(100, 600_000, integer=True),
             "how long browsers wait before reconnecting a dropped stream"),
     Setting("FETCH_TIMEOUT_SECONDS", 10.0, number(0.1, 300.0),
-            "per-request timeout towards Yahoo, seconds (a timed-out request is retried)"),
+            "per-request timeout towards Yahoo or Cboe, seconds (a timed-out request is retried)"),
     Setting("SCAN_CONCURRENCY", 16, number(1, 64, integer=True),
             "Yahoo requests in flight at once during a scan (1: one after another)"),
     Setting("YAHOO_RATE_PER_SECOND", 3.0, number(0.0, 1000.0, positive=True),
