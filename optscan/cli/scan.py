@@ -108,6 +108,8 @@ def scan_command(
             # "Yahoo could not be reached" is said once, in the scan's own line.
             if report.error and report.status != Unreachable.kind:
                 click.echo(f"{symbol}: {report.status}: {report.error}", err=True)
+            elif report.fallback:
+                click.echo(f"{symbol}: from {report.source} ({report.fallback})", err=True)
     # The scan job's log line (stderr) ends with result.message: not echoed a second time.
     if job.alert is not None:
         click.echo(alert_words(job.alert), err=True)
