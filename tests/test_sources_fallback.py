@@ -108,13 +108,13 @@ def test_an_unknown_symbol_is_an_answer_not_a_reason_to_ask_cboe(make_app, serve
     assert cboe.count() == 0
 
 
-def test_the_page_names_the_source_and_shows_the_fallback(make_app, servers) -> None:
+def test_the_page_and_the_terminal_name_the_source_and_the_fallback(make_app, servers) -> None:
     yahoo, cboe = servers
     yahoo.inject("429", path=OPTIONS_PREFIX)
     app = make_app(SOURCE=f"yahoo:{yahoo.base_url},cboe:{cboe.base_url}", **QUICK)
-    assert (
-        app.test_cli_runner().invoke(args=["scan", "--force", "--symbols", "AAPL"]).exit_code == 0
-    )
+    done = app.test_cli_runner().invoke(args=["scan", "--force", "--symbols", "AAPL"])
+    assert done.exit_code == 0, done.output
+    assert "AAPL: from cboe (yahoo: rate_limited: Yahoo answered 429" in done.stderr
     text = app.test_client().get("/").text
     assert 'data-source="cboe">from Cboe</span>' in text
     assert 'title="yahoo: rate_limited: Yahoo answered 429' in text and "data-fallback" in text
