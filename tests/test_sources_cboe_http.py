@@ -207,3 +207,17 @@ def test_under_gevent_held_fetches_let_other_greenlets_run(root: Path, tmp_path:
     assert child.process.returncode == 0, stderr[-3000:]
     figures = json.loads(lines[-1])
     assert figures["cooperative"] is True and figures["ticks"] >= 5
+
+
+def test_unknown_symbols_are_noted_for_the_watchlist_page(
+    cboe: CboeEmulator, redis_client, redis_prefix: str
+) -> None:
+    from optscan.store.yahoomemo import YahooMemo
+
+    memo = YahooMemo(redis_client, redis_prefix, today=lambda: date(2026, 7, 24))
+    memo.mark_unknown("AAPL", "Yahoo does not know AAPL")  # an old note, wrong by now
+    with CboeSource(base_url=cboe.base_url, memo=memo) as source:
+        source.quote("AAPL")
+        with pytest.raises(UnknownSymbol):
+            source.quote("ZZZZ")
+    assert memo.unknown() == {"ZZZZ": "Cboe does not know ZZZZ"}

@@ -67,7 +67,8 @@ class CboeSource:
     same symbol waits for the first). base_url sends every *.cboe.com request to a
     Cboe-compatible server instead; a given session is used as is. policy adds pacing,
     retries and the circuit breaker. memo lends today's earnings and ex-dividend dates that
-    the Yahoo source stored, when there are any: Cboe's document has none.
+    the Yahoo source stored, when there are any (Cboe's document has none), and takes note of
+    the symbols Cboe does not know, for the watchlist page, as Yahoo's source does.
     Build the source after gevent's monkey patching, never before.
     """
 
@@ -132,7 +133,14 @@ class CboeSource:
         with self._flight(symbol):
             found = self._documents.get(symbol)
             if found is None:
-                _, found = self._fetch(symbol)
+                try:
+                    _, found = self._fetch(symbol)
+                except UnknownSymbol as exc:
+                    if self.memo is not None:
+                        self.memo.mark_unknown(symbol, exc.message)
+                    raise
+                if self.memo is not None:
+                    self.memo.mark_known(symbol)
                 with self._guard:
                     self._documents[symbol] = found
             return found
