@@ -147,19 +147,21 @@ def folder(key: str, raw: Any) -> str | None:
 
 
 def source_spec(key: str, raw: Any) -> str:
-    """Check a source spec: yahoo, yahoo:<base URL> or replay:<an existing folder>."""
-    kind, _, argument = raw.partition(":") if isinstance(raw, str) else ("", "", "")
-    if not (
-        raw == "yahoo"
-        or (kind == "replay" and argument)
-        or (kind == "yahoo" and argument.startswith(("http://", "https://")))
-    ):
+    """Check a source spec: yahoo, cboe (either with :<base URL>), replay:<an existing folder>,
+    or several of them separated by commas (a fallback, tried in that order per symbol)."""
+    from optscan.sources import split_spec
+
+    try:
+        parts = split_spec(raw)
+    except ValueError as exc:
         raise ConfigError(
-            f"{_name(key)} must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>', got {raw!r}"
-        )
-    if kind == "replay" and not Path(argument).is_dir():
-        problem = "is not a folder" if Path(argument).exists() else "does not exist"
-        raise ConfigError(f"{_name(key)}: the replay folder {argument} {problem}")
+            f"{_name(key)} must be 'yahoo', 'yahoo:<base URL>', 'cboe', 'cboe:<base URL>' or"
+            f" 'replay:<dir>', or several of them separated by commas, got {raw!r} ({exc})"
+        ) from None
+    for kind, argument in parts:
+        if kind == "replay" and not Path(argument).is_dir():
+            problem = "is not a folder" if Path(argument).exists() else "does not exist"
+            raise ConfigError(f"{_name(key)}: the replay folder {argument} {problem}")
     return str(raw)
 
 
@@ -295,7 +297,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_PREFIX", "optscan:", nonempty_text,
             "prefix of every Redis key, so instances can share a server"),
     Setting("SOURCE", "yahoo", source_spec,
-            "`yahoo`, `yahoo:<base URL>` (a Yahoo-compatible server) or `replay:<dir>`"),
+            "`yahoo`, `cboe`, `yahoo:<base URL>` or `cboe:<base URL>` (a compatible server),"
+            " `replay:<dir>`; several separated by commas are tried in that order per symbol"
+            " (`yahoo,cboe`: Cboe when Yahoo cannot serve)"),
     Setting("RISK_FREE_RATE_PCT", 4.5, number(-5.0, 50.0),
             "risk-free rate, percent per year (continuous)"),
     *_RULE_SETTINGS,
@@ -311,7 +315,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SSE_RETRY_MS", 3000, number(100, 600_000, integer=True),
             "how long browsers wait before reconnecting a dropped stream"),
     Setting("FETCH_TIMEOUT_SECONDS", 10.0, number(0.1, 300.0),
-            "per-request timeout towards Yahoo, seconds (a timed-out request is retried)"),
+            "per-request timeout towards Yahoo or Cboe, seconds (a timed-out request is retried)"),
     Setting("SCAN_CONCURRENCY", 16, number(1, 64, integer=True),
             "Yahoo requests in flight at once during a scan (1: one after another)"),
     Setting("YAHOO_RATE_PER_SECOND", 3.0, number(0.0, 1000.0, positive=True),
@@ -328,6 +332,11 @@ SETTINGS: tuple[Setting, ...] = (
             "429s without a success in between that pause all Yahoo requests (0: never pause)"),
     Setting("YAHOO_BREAKER_PAUSE_SECONDS", 30.0, number(0.0, 3600.0),
             "length of that pause; if Yahoo still answers 429 after it, the scan stops asking"),
+    Setting("CBOE_RATE_PER_SECOND", 4.0, number(0.0, 1000.0, positive=True),
+            "steady Cboe requests per second (one per symbol), shared like Yahoo's; Cboe's"
+            " requests follow the YAHOO_ retry, backoff and breaker settings too"),
+    Setting("CBOE_BURST", 40, number(1, 1000, integer=True),
+            "Cboe requests that may leave at once after a quiet spell"),
     Setting("NOTIFY_URLS", None, apprise_urls,
             "apprise URLs (space or comma separated) that get an alert on new matches after"
             " each completed scan; unset: no alerts"),
@@ -384,6 +393,8 @@ class Settings:
     yahoo_backoff_cap_seconds: float
     yahoo_breaker_threshold: int
     yahoo_breaker_pause_seconds: float
+    cboe_rate_per_second: float
+    cboe_burst: int
     notify_urls: tuple[str, ...]
     notify_repeat_hours: float
     notify_timeout_seconds: float

@@ -166,13 +166,29 @@ class Services:
             burst=self.settings.yahoo_burst,
         )
 
-    def fetch_policy(self) -> FetchPolicy:
-        """Return the configured pacing, retries and circuit breaker for Yahoo requests."""
+    @cached_property
+    def cboe_limiter(self) -> RedisTokenBucket:
+        """Return the Cboe request bucket, shared like Yahoo's but apart from it."""
+        from optscan.store.ratelimit import RedisTokenBucket
+
+        return RedisTokenBucket(
+            self.redis,
+            f"{self.settings.redis_prefix}cboe:bucket",
+            rate=self.settings.cboe_rate_per_second,
+            burst=self.settings.cboe_burst,
+        )
+
+    def fetch_policy(self, vendor: str = "yahoo") -> FetchPolicy:
+        """Return the configured pacing, retries and circuit breaker for a vendor's requests.
+
+        Each vendor has its own bucket, so that one's breaker pause never holds the other's
+        requests back; retries, backoff and the breaker follow the same settings.
+        """
         from optscan.sources import FetchPolicy
 
         settings = self.settings
         return FetchPolicy(
-            limiter=self.yahoo_limiter,
+            limiter=self.cboe_limiter if vendor == "cboe" else self.yahoo_limiter,
             max_retries=settings.yahoo_max_retries,
             backoff_base=settings.yahoo_backoff_base_seconds,
             backoff_cap=settings.yahoo_backoff_cap_seconds,
@@ -194,15 +210,17 @@ class Services:
 
     def new_source(self) -> OptionSource:
         """Return a fresh source: its per-scan memo and circuit breaker must not outlive a scan."""
-        from optscan.sources import make_source
+        from optscan.sources import make_source, split_spec
 
-        live = self.settings.source.startswith("yahoo")
+        kinds = {kind for kind, _ in split_spec(self.settings.source)}
+        live = bool(kinds & {"yahoo", "cboe"})
         return make_source(
             self.settings.source,
             cache_dir=self.instance_path / "yfinance-cache",
             timeout=self.settings.fetch_timeout_seconds,
-            policy=self.fetch_policy() if live else None,
+            policy=self.fetch_policy() if "yahoo" in kinds else None,
             memo=self.yahoo_memo if live else None,
+            cboe_policy=self.fetch_policy("cboe") if "cboe" in kinds else None,
         )
 
     def scan_env(self) -> ScanEnv:

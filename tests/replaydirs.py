@@ -1,4 +1,4 @@
-"""Assemble replay directories (<root>/<SYMBOL>/<YYYY-MM-DD>.json) from the recorded fixtures."""
+"""Assemble replay directories (Yahoo: <root>/<SYMBOL>/<YYYY-MM-DD>.json; Cboe: cboe.json)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from optscan.sources.replay import recording_name
 
@@ -58,3 +59,60 @@ def clone_symbol(root: Path, source: str, target: str) -> Path:
             result["quote"]["symbol"] = target
         (root / target / path.name).write_text(json.dumps(payload))
     return root / target
+
+
+CBOE_AAPL = Path(__file__).resolve().parent / "fixtures" / "cboe" / "openbb-cboe" / "AAPL.json"
+
+
+def build_cboe_dir(dest: Path, *, body: bytes | None = None) -> Path:
+    """Write AAPL's recorded Cboe document (or `body`) as dest/AAPL/cboe.json; return dest."""
+    (dest / "AAPL").mkdir(parents=True, exist_ok=True)
+    (dest / "AAPL" / "cboe.json").write_bytes(CBOE_AAPL.read_bytes() if body is None else body)
+    return dest
+
+
+def cboe_body_from_v7(root: Path, symbol: str, front: str) -> bytes:
+    """Return a Cboe document holding every contract of a symbol's Yahoo recordings.
+
+    The underlying's quote is the one of the recording `front` (a file name): a Cboe document
+    has one quote for all its expirations. Times are written as Cboe writes them: last trades
+    in New York wall time, the timestamp in UTC (see optscan/sources/cboedoc.py).
+    """
+    from optscan.core.market import NEW_YORK
+
+    def wall(epoch: float, zone: Any) -> str:
+        return datetime.fromtimestamp(epoch, zone).replace(tzinfo=None).isoformat()
+
+    options = []
+    for path in sorted((root / symbol).glob("*.json")):
+        result = json.loads(path.read_bytes())["optionChain"]["result"][0]
+        for chain in result["options"]:
+            for contract in chain["calls"] + chain["puts"]:
+                traded = contract.get("lastTradeDate")
+                options.append(
+                    {
+                        "option": contract["contractSymbol"],
+                        "bid": contract.get("bid", 0.0),
+                        "ask": contract.get("ask", 0.0),
+                        "iv": contract.get("impliedVolatility", 0.0),
+                        "open_interest": contract.get("openInterest", 0.0),
+                        "volume": contract.get("volume", 0.0),
+                        "delta": 0.0,
+                        "last_trade_price": contract.get("lastPrice", 0.0),
+                        "last_trade_time": None if traded is None else wall(traded, NEW_YORK),
+                    }
+                )
+    quote = json.loads((root / symbol / front).read_bytes())["optionChain"]["result"][0]["quote"]
+    captured = quote["regularMarketTime"]
+    payload = {
+        "timestamp": wall(captured + 600, UTC).replace("T", " "),
+        "symbol": symbol,
+        "data": {
+            "symbol": symbol,
+            "current_price": quote["regularMarketPrice"],
+            "iv30": 25.0,
+            "last_trade_time": wall(captured, NEW_YORK),
+            "options": options,
+        },
+    }
+    return json.dumps(payload).encode()

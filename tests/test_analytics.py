@@ -71,6 +71,8 @@ EXPECTED_COLUMNS = [
     "iv_source",
     "delta",
     "pop_otm",
+    "vendor_iv",
+    "vendor_delta",
     "open_interest",
     "volume",
     "forward",

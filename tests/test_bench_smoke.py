@@ -73,20 +73,29 @@ def test_the_scan_benchmark_prints_every_case_with_sane_figures(smoke_output: st
         "optscan, no rate limit",
         "optscan, no rate limit, gevent",
         "optscan, no rate limit",
+        "optscan via Cboe, defaults",
+        "optscan via Cboe, no rate limit",
     ]
     workers = DEFAULTS["SCAN_CONCURRENCY"]
-    assert [int(row["workers"]) for row in scan] == [1, workers, workers, workers, 2 * workers]
+    assert [int(row["workers"]) for row in scan] == [
+        1, workers, workers, workers, 2 * workers, workers, workers,
+    ]  # fmt: skip
+    yahoo, cboe = scan[:5], scan[5:]
     for row in scan:
-        # 3 symbols x (first answer + 4 expirations), each fetched once.
-        assert int(row["v7 requests"]) == 15
+        # Yahoo: 3 symbols x (first answer + 4 expirations), each fetched once; Cboe: one
+        # document per symbol.
+        assert int(row["data requests"]) == (3 if row in cboe else 15)
         assert number(row["wall s (median)"]) > 0
         assert number(row["lower bound s"]) > 0
         assert number(row["wall / bound"]) >= 0.9
     assert number(scan[0]["vs sequential"]) == 1.0
-    # optscan fetched the cookie and the crumb once each.
-    assert {int(row["other requests"]) for row in scan[1:]} == {2}
+    # optscan fetched Yahoo's cookie and crumb once each; Cboe needs neither.
+    assert {int(row["other requests"]) for row in yahoo[1:]} == {2}
+    assert {int(row["other requests"]) for row in cboe} == {0}
     rate, burst = DEFAULTS["YAHOO_RATE_PER_SECOND"], DEFAULTS["YAHOO_BURST"]
     assert scan[1]["rate limit"] == f"{rate:g}/s, burst {burst}"
+    rate, burst = DEFAULTS["CBOE_RATE_PER_SECOND"], DEFAULTS["CBOE_BURST"]
+    assert cboe[0]["rate limit"] == f"{rate:g}/s, burst {burst}"
 
 
 @pytest.mark.slow

@@ -258,7 +258,9 @@ def seed_days(app, today: date, values: list[float], symbol: str = "AAPL") -> No
 
 
 def group_html(html: str, symbol: str) -> str:
-    found = re.search(rf'<tbody class="group[^"]*"[^>]*data-symbol="{symbol}".*?</tbody>', html, re.S)
+    found = re.search(
+        rf'<tbody class="group[^"]*"[^>]*data-symbol="{symbol}".*?</tbody>', html, re.S
+    )
     assert found is not None, html
     return found.group(0)
 

@@ -29,10 +29,14 @@ def test_defaults_are_the_documented_rules() -> None:
         (
             "SOURCE",
             "google",
-            "OPTSCAN_SOURCE must be 'yahoo', 'yahoo:<base URL>' or 'replay:<dir>'",
+            "OPTSCAN_SOURCE must be 'yahoo', 'yahoo:<base URL>', 'cboe', 'cboe:<base URL>' or"
+            " 'replay:<dir>'",
         ),
         ("SOURCE", "yahoo:localhost:8000", "OPTSCAN_SOURCE must be"),
         ("SOURCE", "replay:", "OPTSCAN_SOURCE"),
+        ("SOURCE", "cboe:cdn.cboe.com", "OPTSCAN_SOURCE must be"),
+        ("SOURCE", "yahoo,yahoo", "named twice"),
+        ("SOURCE", "yahoo,", "OPTSCAN_SOURCE must be"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
         ("CALL_DELTA_CAP", 0.1, "must be >= OPTSCAN_CALL_DELTA_BASE"),
         ("LOCK_TTL_SECONDS", 1, "at least 5"),

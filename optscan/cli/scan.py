@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from flask.cli import with_appcontext
@@ -17,11 +17,13 @@ from optscan.core.models import Side, top_per_symbol
 from optscan.core.rulefields import RULE_FIELDS, InvalidRule, RuleField, apply_values
 from optscan.core.rules import Rules
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
-from optscan.extensions import services
+from optscan.extensions import Services, services
 from optscan.jobs.history import Recording
 from optscan.jobs.scanjob import Refusal, ScanRequest, prepare
 from optscan.notify.hook import Delivery
 from optscan.sources.base import Unreachable
+
+S = TypeVar("S")
 
 _REFUSAL_EXIT = {"market_closed": EXIT_MARKET_CLOSED, "busy": EXIT_BUSY, "redis": EXIT_REDIS}
 
@@ -171,6 +173,8 @@ def scan_command(
                 click.echo(f"{symbol}: {report.status}: {report.error}", err=True)
             if report.iv_rank_note:
                 click.echo(f"{symbol}: {report.iv_rank_note}", err=True)
+            if report.fallback:
+                click.echo(f"{symbol}: from {report.source} ({report.fallback})", err=True)
     # The scan job's log line (stderr) ends with result.message: not echoed a second time.
     if job.alert is not None:
         click.echo(alert_words(job.alert), err=True)
@@ -180,12 +184,21 @@ def scan_command(
 
 
 @click.command("record")
+@click.option(
+    "--source",
+    "vendor",
+    type=click.Choice(["yahoo", "cboe"]),
+    default="yahoo",
+    show_default=True,
+    help="Record Yahoo's v7 answers (one per expiration) or Cboe's document (one per symbol).",
+)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("symbols", nargs=-1)
 @with_appcontext
-def record_command(directory: Path, symbols: tuple[str, ...]) -> None:
-    """Record live Yahoo option chains into DIRECTORY for replay."""
-    from optscan.sources.record import record
+def record_command(directory: Path, symbols: tuple[str, ...], vendor: str) -> None:
+    """Record live option chains into DIRECTORY for replay."""
+    from optscan.sources.cboe import CboeSource
+    from optscan.sources.record import record, record_cboe
     from optscan.sources.yahoo import YahooSource
 
     try:
@@ -194,29 +207,42 @@ def record_command(directory: Path, symbols: tuple[str, ...]) -> None:
         raise click.BadParameter(str(exc), param_hint="SYMBOLS") from exc
     svc = services()
     wanted = wanted or svc.watchlist.active_symbols()
-    # Record from the configured Yahoo (or a compatible base URL); a replay setting still
-    # records from live Yahoo. Either way under the shared rate limit and retry policy.
-    configured = svc.new_source()
-    source = (
-        configured
-        if isinstance(configured, YahooSource)
-        else YahooSource(
-            svc.instance_path / "yfinance-cache",
-            timeout=svc.settings.fetch_timeout_seconds,
-            policy=svc.fetch_policy(),
+    # Record from the configured live source of that vendor (or its compatible base URL); a
+    # replay setting still records from the live vendor. Either way under the shared rate
+    # limit and retry policy.
+    timeout = svc.settings.fetch_timeout_seconds
+    outcome: dict[str, list[Path] | str]
+    if vendor == "cboe":
+        cboe = _configured(svc, CboeSource) or CboeSource(
+            timeout=timeout, policy=svc.fetch_policy("cboe")
         )
-    )
-    outcome = record(
-        directory,
-        wanted,
-        fetch_raw=source.fetch_raw,
-        horizon_days=svc.defaults().rules.horizon_days,
-    )
+        outcome = record_cboe(directory, wanted, fetch_raw=cboe.fetch_raw)
+    else:
+        yahoo = _configured(svc, YahooSource) or YahooSource(
+            svc.instance_path / "yfinance-cache", timeout=timeout, policy=svc.fetch_policy()
+        )
+        outcome = record(
+            directory,
+            wanted,
+            fetch_raw=yahoo.fetch_raw,
+            horizon_days=svc.defaults().rules.horizon_days,
+        )
     failed = 0
     for symbol, files in outcome.items():
         if isinstance(files, str):
             failed += 1
             click.echo(f"{symbol}: {files}", err=True)
+        elif vendor == "cboe":
+            click.echo(f"{symbol}: {files[0]}")
         else:
             click.echo(f"{symbol}: {len(files)} expirations")
     sys.exit(EXIT_FAILED if failed == len(outcome) else EXIT_OK)
+
+
+def _configured(svc: Services, kind: type[S]) -> S | None:
+    """Return the configured source of a kind (alone or within a fallback), if there is one."""
+    from optscan.sources.fallback import FallbackSource
+
+    configured = svc.new_source()
+    parts = configured.sources if isinstance(configured, FallbackSource) else [("", configured)]
+    return next((source for _, source in parts if isinstance(source, kind)), None)

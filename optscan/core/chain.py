@@ -4,6 +4,10 @@ analyze_chains() prices one side of one or more expirations of a symbol in one v
 each expiration on its own forward (core/forward.py), with Black-76 for the IV from the mid,
 the spot delta consistent with that forward and the probability of expiring out of the money.
 ChainRows.records() turns the rows a scan keeps into Match dicts; frame() is for inspection.
+The source's own IV and delta ride along (vendor_iv, vendor_delta) but price nothing, except
+the vendor's IV where a contract has no two-sided quote to solve (flag yahoo_iv or cboe_iv); a
+row whose delta is more than VENDOR_DELTA_TOLERANCE from the vendor's is flagged
+vendor_disagrees.
 
 Units used throughout:
 - rate, dividend yield, sigma (iv): FRACTIONS per year, continuous compounding.
@@ -43,10 +47,16 @@ IV_MAX = 5.0
 
 # Every flag a row can carry, in the order rows list them; a row holds them as bits of an int.
 FLAGS = (
-    "no_bid", "no_ask", "crossed", "expired", "iv_out_of_range", "yahoo_iv", "wide_spread",
-    "earnings", "ex_dividend", "forward_fallback", "over_cash", "unowned", "below_basis",
+    "no_bid", "no_ask", "crossed", "expired", "iv_out_of_range", "yahoo_iv", "cboe_iv",
+    "wide_spread", "earnings", "ex_dividend", "forward_fallback", "vendor_disagrees", "over_cash",
+    "unowned", "below_basis",
 )  # fmt: skip
 _BIT = {name: np.uint16(1 << i) for i, name in enumerate(FLAGS)}
+# The flag of a row priced on the vendor's IV (no two-sided quote), by Quote.source.
+_VENDOR_IV_FLAG = {"cboe": "cboe_iv"}
+DEFAULT_VENDOR_IV_FLAG = "yahoo_iv"
+# |delta - vendor_delta| above which a row is flagged vendor_disagrees.
+VENDOR_DELTA_TOLERANCE = 0.05
 # Flags that make a row unusable for screening; the others are informational.
 INVALIDATING_FLAGS = frozenset({"no_bid", "crossed", "iv_out_of_range", "expired"})
 
@@ -54,9 +64,10 @@ INVALIDATING_FLAGS = frozenset({"no_bid", "crossed", "iv_out_of_range", "expired
 OUTPUT_COLUMNS = (
     "symbol", "side", "expiration", "contract", "strike", "bid", "ask", "mid", "spread_pct", "dte",
     "t_years", "annualized_return", "otm_pct", "breakeven", "iv", "iv_source", "delta", "pop_otm",
-    "open_interest", "volume", "forward", "spot", "premium", "collateral", "contracts",
-    "cost_basis", "return_if_assigned", "return_if_assigned_annualized", "downside_protection",
-    "expected_move", "sigma_distance", "earnings_date", "ex_dividend_date", "flags", "valid",
+    "vendor_iv", "vendor_delta", "open_interest", "volume", "forward", "spot", "premium",
+    "collateral", "contracts", "cost_basis", "return_if_assigned", "return_if_assigned_annualized",
+    "downside_protection", "expected_move", "sigma_distance", "earnings_date", "ex_dividend_date",
+    "flags", "valid",
 )  # fmt: skip
 
 
@@ -82,6 +93,8 @@ class ChainRows:
     iv_from_mid: NDArray[np.bool_]  # where iv is set: solved from the mid, else the vendor's
     delta: NDArray[np.float64]
     pop_otm: NDArray[np.float64]
+    vendor_iv: NDArray[np.float64]  # the source's IV, FRACTION (NaN where it gave none)
+    vendor_delta: NDArray[np.float64]  # the source's delta (NaN where it gave none)
     open_interest: NDArray[np.float64]
     volume: NDArray[np.float64]
     forward: NDArray[np.float64]
@@ -156,9 +169,12 @@ class ChainRows:
         import pandas as pd
 
         n = len(self)
+        vendor = np.where(self.has_flag("cboe_iv"), "cboe", "yahoo").tolist()
         iv_source = [
-            None if iv != iv else ("mid" if from_mid else "yahoo")
-            for iv, from_mid in zip(self.iv.tolist(), self.iv_from_mid.tolist(), strict=True)
+            None if iv != iv else ("mid" if from_mid else name)
+            for iv, from_mid, name in zip(
+                self.iv.tolist(), self.iv_from_mid.tolist(), vendor, strict=True
+            )
         ]
         data: dict[str, Any] = {
             "symbol": pd.Series([self.symbol] * n, dtype=object),
@@ -265,6 +281,7 @@ def analyze_chains(
             bits |= _BIT["ex_dividend"]
         if priced_on.source == "fallback":
             bits |= _BIT["forward_fallback"]
+        vendor_bit = _BIT[_VENDOR_IV_FLAG.get(quote.source or "", DEFAULT_VENDOR_IV_FLAG)]
         per_chain.append(
             (
                 chain.expiration,
@@ -274,13 +291,14 @@ def analyze_chains(
                 math.exp(-risk_free_rate * t) if t > 0 else 1.0,
                 quote.price,
                 bits,
+                vendor_bit,
             )
         )
-    (expiration, dte, t_years, forward, discount, spot, chain_bits) = (
+    (expiration, dte, t_years, forward, discount, spot, chain_bits, vendor_bits) = (
         np.repeat(np.array(column, dtype=dtype), sizes)
         for column, dtype in zip(
             zip(*per_chain, strict=True),
-            (object, np.int64, float, float, float, float, np.uint16),
+            (object, np.int64, float, float, float, float, np.uint16, np.uint16),
             strict=True,
         )
     )
@@ -288,7 +306,9 @@ def analyze_chains(
     def joined(name: str) -> NDArray[np.float64]:
         return np.concatenate([getattr(contracts, name) for contracts in sides])
 
-    strike, bid, ask, vendor_iv = (joined(n) for n in ("strike", "bid", "ask", "vendor_iv"))
+    strike, bid, ask, vendor_iv, vendor_delta = (
+        joined(n) for n in ("strike", "bid", "ask", "vendor_iv", "vendor_delta")
+    )
     contract = np.array([c for contracts in sides for c in contracts.contract], dtype=object)
     mid = two_sided_mid(bid, ask)
 
@@ -322,6 +342,7 @@ def analyze_chains(
         none = np.full(len(strike), np.nan)
         collateral = none if is_call else wheel.put_collateral(strike)
         protection = wheel.downside_protection_pct(bid, spot) if is_call else none
+        disagrees = np.abs(delta - vendor_delta) > VENDOR_DELTA_TOLERANCE  # False where NaN
 
     wide = (
         np.zeros(len(strike), dtype=bool)
@@ -334,10 +355,11 @@ def analyze_chains(
         ("no_ask", no_ask),
         ("crossed", crossed),
         ("iv_out_of_range", iv_bad),
-        ("yahoo_iv", use_vendor),
         ("wide_spread", wide),
+        ("vendor_disagrees", disagrees),
     ):
         flag_bits[column] |= _BIT[name]
+    flag_bits[use_vendor] |= vendor_bits[use_vendor]  # yahoo_iv or cboe_iv, by source
 
     return ChainRows(
         symbol=symbol,
@@ -358,6 +380,8 @@ def analyze_chains(
         iv_from_mid=two_sided,
         delta=delta,
         pop_otm=pop,
+        vendor_iv=vendor_iv,
+        vendor_delta=vendor_delta,
         open_interest=joined("open_interest"),
         volume=joined("volume"),
         forward=forward,

@@ -80,6 +80,26 @@ class Match(TypedDict):
             "POP %", "fraction", "Risk-neutral probability of expiring out of the money", text=False
         ),
     ]
+    vendor_iv: Annotated[
+        float | None,
+        Column(
+            "Vendor IV %",
+            "fraction",
+            "The source's own implied volatility (Cboe's or Yahoo's), for comparison",
+            table=False,
+            text=False,
+        ),
+    ]
+    vendor_delta: Annotated[
+        float | None,
+        Column(
+            "Vendor delta",
+            "delta",
+            "The source's own delta (Cboe's; Yahoo sends none), for comparison",
+            table=False,
+            text=False,
+        ),
+    ]
     open_interest: Annotated[int | None, Column("OI", "count", "Open interest, contracts")]
     volume: Annotated[int | None, Column("Vol.", "count", "Volume today, contracts")]
     premium: Annotated[
@@ -301,6 +321,10 @@ class SymbolReport:
     iv_percentile: float | None = None
     iv_days: int = 0  # trading days with a 30-day IV in the rank's window, today's included
     iv_rank_note: str | None = None  # what the minimum IV rank did (dropped rows, or not applied)
+    # The vendor whose data was scanned ("yahoo", "cboe"; "yahoo, cboe" when a fallback took
+    # over half-way), and how the sources before it failed ("yahoo: rate_limited: ...").
+    source: str | None = None
+    fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data, omitting an absent error."""

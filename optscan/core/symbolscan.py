@@ -18,7 +18,7 @@ from optscan.core.expiry import calendar_dte, years_to_expiry
 from optscan.core.models import Match, Side, SymbolReport
 from optscan.core.rules import Rules, select
 from optscan.core.sizing import size_rows
-from optscan.sources.base import Chain, SourceError
+from optscan.sources.base import Chain, Quote, SourceError
 
 if TYPE_CHECKING:
     from optscan.core.scan import ScanEnv
@@ -62,6 +62,8 @@ def open_symbol(
         report.status, report.error = "error", f"unexpected error ({type(exc).__name__})"
         return report, None, []
     report.price, report.as_of = quote.price, quote.as_of.isoformat()
+    report.vendor_iv30 = quote.iv30
+    _note_provenance(report, quote)
     earnings, ex_dividend = quote.earnings_date, quote.ex_dividend_date
     report.earnings_date = earnings.isoformat() if earnings else None
     report.ex_dividend_date = ex_dividend.isoformat() if ex_dividend else None
@@ -72,6 +74,19 @@ def open_symbol(
         and years_to_expiry(quote.as_of, e) > 0
     ]
     return report, quote.as_of, wanted
+
+
+def _note_provenance(report: SymbolReport, quote: Quote) -> None:
+    """Add the vendor of a quote (and how earlier sources failed) to the symbol's report."""
+    if quote.source:
+        served = report.source.split(", ") if report.source else []
+        if quote.source not in served:
+            report.source = ", ".join([*served, quote.source])
+    for note in quote.passed_over:
+        if not report.fallback:
+            report.fallback = note
+        elif note not in report.fallback:
+            report.fallback = f"{report.fallback}; {note}"
 
 
 def scan_expiration(symbol: str, expiration: date, env: ScanEnv) -> ChainOutcome:
@@ -109,6 +124,7 @@ def close_symbol(
             failures.append((expiration, outcome.kind or "error", outcome.message))
             continue
         latest = max(latest, outcome.chain.quote.as_of)
+        _note_provenance(report, outcome.chain.quote)
         report.expirations.append(expiration.isoformat())
         chains.append(outcome.chain)
     if failures and len(failures) == len(wanted):

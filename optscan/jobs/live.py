@@ -150,7 +150,9 @@ class LiveScan:
         spot = getattr(report, "price", None) if report is not None else None
         as_of = getattr(report, "as_of", None) if report is not None else None
         where = {"side": self.side, "scan_id": self.scan_id}
-        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, **where})
+        # Which vendor served the symbol, and why others were passed over (a fallback).
+        provenance = {k: v for k in ("source", "fallback") if (v := getattr(report, k, None))}
+        self._publish("symbol-done", {**done, "spot": spot, "as_of": as_of, **where, **provenance})
 
         elapsed = max(self.monotonic() - self._started_mono, 0.0)
         # Average time per symbol so far times what is left: crude, but honest about itself.

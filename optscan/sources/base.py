@@ -16,7 +16,8 @@ from optscan.core.symbols import InvalidSymbol, normalize_symbol
 if TYPE_CHECKING:
     import pandas as pd
 
-# The source's name (Yahoo v7's) of each Contracts field, in field order: what frame() shows.
+# The source's name of each Contracts field, in field order: what frame() shows. Yahoo v7's
+# names; Yahoo sends no delta (always NaN there), Cboe does.
 CHAIN_COLUMNS = (
     "contractSymbol",
     "strike",
@@ -26,16 +27,19 @@ CHAIN_COLUMNS = (
     "volume",
     "openInterest",
     "impliedVolatility",
+    "delta",
 )
 
 
 @dataclass(frozen=True)
 class Quote:
-    """The underlying's quote as Yahoo reports it alongside an option chain.
+    """The underlying's quote as the source reports it alongside an option chain.
 
     Event times are moments; a day-only event (an ex-dividend date, an estimated earnings
     date) is the start of that day in New York. Never Yahoo's dividendDate: that is the day
-    the dividend is paid, days after the stock goes ex-dividend.
+    the dividend is paid, days after the stock goes ex-dividend. source names the vendor
+    whose data it is ("yahoo", "cboe"); passed_over says which sources failed before it
+    and why ("yahoo: rate_limited: ..."), when a fallback served it.
     """
 
     symbol: str
@@ -46,6 +50,9 @@ class Quote:
     ex_dividend_at: datetime | None = None  # 00:00 New York on the ex-dividend date, if known
     market_state: str | None = None  # REGULAR, PRE, POST, POSTPOST, CLOSED
     currency: str | None = None
+    source: str | None = None  # the vendor of the data: "yahoo" or "cboe"
+    iv30: float | None = None  # the vendor's 30-day IV of the underlying, FRACTION per year
+    passed_over: tuple[str, ...] = ()  # "<source>: <kind>: <message>" of each source that failed
 
     @property
     def earnings_date(self) -> date | None:
@@ -72,8 +79,9 @@ class Contracts:
     """One side of one expiration as parallel arrays, one entry per contract.
 
     Units: strike USD; bid, ask, last USD per share; volume and open_interest contracts;
-    vendor_iv the source's own implied volatility, a FRACTION per year (unreliable). Every
-    float array holds NaN where the source gave no value.
+    vendor_iv the source's own implied volatility, a FRACTION per year (unreliable);
+    vendor_delta the source's own delta (Cboe's; Yahoo sends none). Every float array holds
+    NaN where the source gave no value; vendor_delta may be left out (all NaN).
     """
 
     contract: tuple[str, ...]  # OCC contract symbols
@@ -84,8 +92,11 @@ class Contracts:
     volume: NDArray[np.float64]
     open_interest: NDArray[np.float64]
     vendor_iv: NDArray[np.float64]
+    vendor_delta: NDArray[np.float64] = None  # type: ignore[assignment]  # None: all NaN
 
     def __post_init__(self) -> None:
+        if self.vendor_delta is None:
+            object.__setattr__(self, "vendor_delta", np.full(len(self.contract), np.nan))
         sizes = {len(getattr(self, name)) for name in _FIELDS}
         if len(sizes) > 1:
             raise ValueError(f"contract arrays of different lengths: {sorted(sizes)}")
@@ -159,6 +170,14 @@ class SourceError(Exception):
         self.symbol = symbol
         self.message = message
 
+    def reworded(self, message: str) -> SourceError:
+        """Return the same error (class, kind, attributes) with another message."""
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        Exception.__init__(copy, f"{self.symbol}: {message}")
+        copy.message = message
+        return copy
+
 
 class NoOptions(SourceError):
     """The symbol exists but lists no options."""
@@ -166,36 +185,33 @@ class NoOptions(SourceError):
     kind = "no_options"
 
 
-UNREACHABLE_PREFIX = "Yahoo Finance could not be reached: "
-
-
 class UnknownSymbol(SourceError):
-    """Yahoo does not know the symbol (an empty v7 result, or HTTP 404)."""
+    """The vendor does not know the symbol (Yahoo: an empty v7 result or HTTP 404)."""
 
     kind = "unknown_symbol"
 
-    def __init__(self, symbol: str):
-        super().__init__(symbol, f"Yahoo does not know {symbol}")
+    def __init__(self, symbol: str, vendor: str = "Yahoo"):
+        super().__init__(symbol, f"{vendor} does not know {symbol}")
 
 
 class Unreachable(SourceError):
-    """Yahoo could not be reached at all (DNS, connect, TLS): no answer of any kind."""
+    """The vendor could not be reached at all (DNS, connect, TLS): no answer of any kind."""
 
     kind = "unreachable"
 
-    def __init__(self, symbol: str, cause: str):
-        super().__init__(symbol, f"{UNREACHABLE_PREFIX}{cause}")
+    def __init__(self, symbol: str, cause: str, vendor: str = "Yahoo Finance"):
+        super().__init__(symbol, f"{vendor} could not be reached: {cause}")
         self.cause = cause
 
 
 class RateLimited(SourceError):
-    """Yahoo answered 429 Too Many Requests."""
+    """The vendor answered 429 Too Many Requests."""
 
     kind = "rate_limited"
 
 
 class MalformedResponse(SourceError):
-    """Yahoo answered with a body that is not the v7 option-chain shape."""
+    """The vendor answered with a body that is not the shape its API sends."""
 
     kind = "malformed"
 

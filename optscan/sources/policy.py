@@ -1,5 +1,8 @@
 """How a live source paces, retries and backs off: the fetch policy and its circuit breaker.
 
+Every live source (Yahoo, Cboe) has a policy of its own, with its own token bucket: one
+vendor's 429s never pause the other's requests.
+
 Retried: 429, 5xx, timeouts and connection errors, each up to `max_retries` more times after
 an exponential backoff with jitter (retry n waits between half and all of
 min(cap, base * 2 ** (n - 1)) seconds: never a synchronised wave, never less than half the
@@ -9,11 +12,11 @@ v7, symbols without options). Failures are never memoised by the source.
 The circuit breaker watches 429s: `breaker_threshold` of them with no success in between
 (counting only requests sent after the last trip) pause every request for
 `breaker_pause_seconds`, in this process and, through the shared bucket, in every other one.
-If Yahoo still rate-limits after a pause, the breaker opens for good: the source's remaining
+If the vendor still rate-limits after a pause, the breaker opens for good: the source's remaining
 requests fail at once as rate_limited instead of each waiting out its retries.
 
 Reachability watches connection-level failures instead (DNS, connect, TLS: no answer of any
-kind): `unreachable_after` of them with no answer in between and Yahoo counts as unreachable
+kind): `unreachable_after` of them with no answer in between and the vendor counts as unreachable
 for the rest of the source's life (one scan). Every further request then fails at once, before
 it is paced or sent, so that a scan without network ends in about one request's time.
 """
@@ -37,7 +40,7 @@ __all__ = ["CircuitBreaker", "FetchPolicy", "Reachability"]
 
 # Trips with no success in between after which the breaker stops waiting and gives up.
 TRIPS_BEFORE_GIVING_UP = 2
-# Connection-level failures in a row (no answer in between) after which Yahoo is unreachable.
+# Connection-level failures in a row (no answer in between) after which a vendor is unreachable.
 UNREACHABLE_AFTER = 3
 
 
@@ -75,8 +78,15 @@ class FetchPolicy:
 class CircuitBreaker:
     """Count 429s across a source's concurrent requests and pause or give up when they pile up."""
 
-    def __init__(self, policy: FetchPolicy, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        vendor: str = "Yahoo",
+    ):
         self.policy = policy
+        self.vendor = vendor
         self._clock = clock
         self._lock = threading.Lock()
         self._strikes = 0  # 429s since the last success or trip
@@ -95,7 +105,7 @@ class CircuitBreaker:
         if self.open:
             raise RateLimited(
                 symbol,
-                "Yahoo answered 429 Too Many Requests again after a"
+                f"{self.vendor} answered 429 Too Many Requests again after a"
                 f" {self.policy.breaker_pause:g} s pause; not asking again in this scan",
             )
         # The shared limiter also holds requests back; this covers a source without one.
@@ -127,10 +137,14 @@ class CircuitBreaker:
             self._paused_until = self._tripped_at + self.policy.breaker_pause
             trips = self._trips
         if trips >= TRIPS_BEFORE_GIVING_UP:
-            log.error("Yahoo kept answering 429 after a pause; giving up on the rest of the scan")
+            log.error(
+                "%s kept answering 429 after a pause; giving up on the rest of the scan",
+                self.vendor,
+            )
             return
         log.warning(
-            "Yahoo answered 429 %d times in a row; pausing requests for %g s",
+            "%s answered 429 %d times in a row; pausing requests for %g s",
+            self.vendor,
             threshold,
             self.policy.breaker_pause,
         )
@@ -147,22 +161,22 @@ class Reachability:
         self._strikes = 0  # connection failures since the last answer
         self.failures = 0  # connection failures in all, the refused requests not counted
         self.refused = 0  # requests refused without touching the network once unreachable
-        self.cause: str | None = None  # what made Yahoo unreachable, once it is
+        self.cause: str | None = None  # what made the vendor unreachable, once it is
 
     @property
     def unreachable(self) -> bool:
-        """Return whether Yahoo counts as unreachable for the rest of this source's life."""
+        """Return whether the vendor counts as unreachable for the rest of this source's life."""
         return self.cause is not None
 
     def check(self) -> str | None:
-        """Return the cause if Yahoo is unreachable (counting a refused request), else None."""
+        """Return the cause if the vendor is unreachable (counting a refused request), else None."""
         with self._lock:
             if self.cause is not None:
                 self.refused += 1
             return self.cause
 
     def failed(self, cause: str) -> bool:
-        """Record a connection-level failure; return whether Yahoo is now unreachable."""
+        """Record a connection-level failure; return whether the vendor is now unreachable."""
         with self._lock:
             self.failures += 1
             if self.cause is None:
@@ -172,6 +186,6 @@ class Reachability:
             return self.cause is not None
 
     def answered(self) -> None:
-        """Record an answer of any kind: Yahoo is reachable."""
+        """Record an answer of any kind: the vendor is reachable."""
         with self._lock:
             self._strikes = 0

@@ -1,4 +1,4 @@
-"""Record Yahoo's raw v7 answers into a replay directory."""
+"""Record raw answers into a replay directory: Yahoo's v7 bodies, or Cboe's one document."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 from optscan.core.market import NEW_YORK
 
 from .base import SourceError
-from .replay import NO_DATE_FILE, recording_name
+from .cboedoc import parse_cboe
+from .replay import CBOE_FILE, NO_DATE_FILE, recording_name
 from .v7 import expiration_epoch, normalise_symbol, parse_v7
 
-__all__ = ["record"]
+__all__ = ["record", "record_cboe"]
 
 
 FetchRaw = Callable[[str, int | None], str]
@@ -53,6 +54,28 @@ def record(
             outcome[symbol] = f"no expiration within {horizon_days} days of {since}"
             continue
         outcome[symbol] = _write_symbol(root / symbol, bodies)
+    return outcome
+
+
+def record_cboe(
+    root: Path, symbols: list[str], *, fetch_raw: Callable[[str], str]
+) -> dict[str, list[Path] | str]:
+    """Record each symbol's Cboe document as <root>/<SYMBOL>/cboe.json (the raw body, whole).
+
+    A body is written only once it parses as a document for that symbol; the symbol's older
+    recordings (either layout) are then removed. Return, per symbol, the file written or an
+    error message.
+    """
+    outcome: dict[str, list[Path] | str] = {}
+    for requested in symbols:
+        try:
+            symbol = normalise_symbol(requested)
+            body = fetch_raw(symbol)
+            parse_cboe(body, symbol)
+        except SourceError as exc:
+            outcome[str(requested).strip().upper()] = f"{exc.kind}: {exc.message}"
+            continue
+        outcome[symbol] = _write_symbol(Path(root) / symbol, {CBOE_FILE: body})
     return outcome
 
 

@@ -1,8 +1,10 @@
-"""Replay recorded Yahoo v7 answers as a source, the market frozen at their capture time.
+"""Replay recorded answers as a source, the market frozen at their capture time.
 
-Layout: <root>/<SYMBOL>/<YYYY-MM-DD>.json, each the raw body Yahoo returns for
-/v7/finance/options/SYMBOL?date=<00:00 UTC of that day>. A symbol Yahoo lists no options for
-is kept as <root>/<SYMBOL>/no-date.json, the raw body of the request without a date.
+Two layouts, per symbol folder; a folder is served from whichever it holds (cboe.json first):
+- Yahoo: <root>/<SYMBOL>/<YYYY-MM-DD>.json, each the raw body Yahoo returns for
+  /v7/finance/options/SYMBOL?date=<00:00 UTC of that day>. A symbol Yahoo lists no options for
+  is kept as <root>/<SYMBOL>/no-date.json, the raw body of the request without a date.
+- Cboe: <root>/<SYMBOL>/cboe.json, the raw delayed-quotes document (every expiration).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from datetime import date
 from pathlib import Path
 
 from .base import Chain, EmptyChain, MalformedResponse, NoOptions, Quote, SourceError
+from .cboedoc import CboeDocument, parse_cboe
 from .v7 import V7Answer, normalise_symbol, parse_v7
 
-__all__ = ["NO_DATE_FILE", "ReplaySource", "recording_name"]
+__all__ = ["CBOE_FILE", "NO_DATE_FILE", "ReplaySource", "recording_name"]
 
 NO_DATE_FILE = "no-date.json"
+CBOE_FILE = "cboe.json"
 _DATE_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})\.json")
 
 
@@ -39,6 +43,7 @@ class ReplaySource:
             raise ValueError(f"replay directory {self.root} does not exist")
         self._lock = threading.Lock()
         self._answers: dict[Path, V7Answer] = {}
+        self._documents: dict[Path, CboeDocument] = {}
 
     def symbols(self) -> list[str]:
         """Return the recorded symbols, sorted."""
@@ -47,6 +52,9 @@ class ReplaySource:
     def expirations(self, symbol: str) -> list[date]:
         """Return the recorded expirations, nearest first (a replay lists what it recorded)."""
         symbol = normalise_symbol(symbol)
+        document = self._cboe(symbol)
+        if document is not None:
+            return list(document.expirations)
         recorded = self._recorded(symbol)
         if not recorded:
             raise NoOptions(symbol, f"recorded with no option expirations in {self._dir(symbol)}")
@@ -55,11 +63,20 @@ class ReplaySource:
     def quote(self, symbol: str) -> Quote:
         """Return the quote of the front recording (what Yahoo sent without a date)."""
         symbol = normalise_symbol(symbol)
+        document = self._cboe(symbol)
+        if document is not None:
+            return document.quote
         return self._answer(symbol, self.front_path(symbol)).quote
 
     def chain(self, symbol: str, expiration: date) -> Chain:
         """Return one recorded expiration's chain, with the quote captured alongside it."""
         symbol = normalise_symbol(symbol)
+        document = self._cboe(symbol)
+        if document is not None:
+            found = document.chain(expiration)
+            if found is None:
+                raise SourceError(symbol, f"no contracts of {expiration} in the Cboe recording")
+            return found
         recorded = self._recorded(symbol)
         if not recorded:
             raise NoOptions(symbol, f"recorded with no option expirations in {self._dir(symbol)}")
@@ -116,8 +133,29 @@ class ReplaySource:
         if not directory.is_dir():
             return []
         return [
-            p for p in directory.iterdir() if _DATE_FILE.fullmatch(p.name) or p.name == NO_DATE_FILE
+            p
+            for p in directory.iterdir()
+            if _DATE_FILE.fullmatch(p.name) or p.name in (NO_DATE_FILE, CBOE_FILE)
         ]
+
+    def _cboe(self, symbol: str) -> CboeDocument | None:
+        """Return the symbol's Cboe recording, parsed once, or None for the Yahoo layout."""
+        path = self._dir(symbol) / CBOE_FILE
+        with self._lock:
+            document = self._documents.get(path)
+        if document is not None or not path.is_file():
+            return document
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise SourceError(symbol, f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            document = parse_cboe(body, symbol)
+        except SourceError as exc:
+            raise exc.reworded(f"{path}: {exc.message}") from exc
+        with self._lock:
+            self._documents[path] = document
+        return document
 
     def _answer(self, symbol: str, path: Path) -> V7Answer:
         with self._lock:

@@ -41,6 +41,7 @@ class V7Contract(msgspec.Struct, gc=False):
     volume: float | None = None
     openInterest: float | None = None
     impliedVolatility: float | None = None
+    delta: float | None = None  # Yahoo sends none: read so that CHAIN_COLUMNS maps one to one
 
 
 class V7Option(msgspec.Struct):
@@ -186,6 +187,7 @@ def parse_quote(symbol: str, quote: dict) -> Quote:
         ex_dividend_at=None if ex_dividend is None else start_of_day(ex_dividend.date()),
         market_state=_text_field(quote, "marketState"),
         currency=_text_field(quote, "currency"),
+        source="yahoo",
     )
 
 

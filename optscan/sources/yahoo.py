@@ -10,9 +10,9 @@ fetched concurrently.
 
 With a FetchPolicy the source also paces every request through a token bucket, retries 429s,
 5xx, timeouts and connection errors with backoff, and stops when Yahoo keeps rate-limiting
-(see policy.py). yfinance's own immediate retry of a 429 or 5xx with its other cookie strategy
-is then skipped: it would double the load on a server that is refusing us, and it flips the
-cookie strategy shared by every concurrent request. With or without a policy, a few
+(see policy.py and fetch.py). yfinance's own immediate retry of a 429 or 5xx with its other
+cookie strategy is then skipped: it would double the load on a server that is refusing us, and
+it flips the cookie strategy shared by every concurrent request. With or without a policy, a few
 connection-level failures in a row make Yahoo unreachable for the rest of the scan: the
 remaining symbols fail at once as `unreachable`, without a request.
 
@@ -26,16 +26,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from curl_cffi import requests as curl_requests
-from curl_cffi.requests.exceptions import ChunkedEncodingError, IncompleteRead, RequestException
-from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
-from curl_cffi.requests.exceptions import Timeout as CurlTimeout
 
 from optscan.store.yahoomemo import YahooMemo
 
@@ -48,8 +44,8 @@ from .base import (
     RateLimited,
     SourceError,
     UnknownSymbol,
-    Unreachable,
 )
+from .fetch import Fetcher, RateLimitedAnswer
 from .policy import UNREACHABLE_AFTER, CircuitBreaker, FetchPolicy, Reachability
 from .quotesummary import CalendarEvents, parse_calendar_events, with_events
 from .v7 import (
@@ -62,7 +58,7 @@ from .v7 import (
     parse_result,
     result_of,
 )
-from .yahoohttp import ConnectionFailed, YahooSession, running_under_gevent
+from .yahoohttp import YahooSession, running_under_gevent
 from .yfadapter import RateLimitError, YfClient, use_cache_dir
 
 __all__ = ["YahooSession", "YahooSource", "options_url", "running_under_gevent"]
@@ -74,9 +70,6 @@ T = TypeVar("T")
 # Yahoo's API host (yfinance's own default, query1 being the other).
 YAHOO_API = "https://query2.finance.yahoo.com"
 CALENDAR_PARAMS = {"modules": "calendarEvents", "formatted": "false"}
-
-# Network failures worth asking again for; the others (bad URL, ...) will not heal.
-_TRANSIENT_ERRORS = (CurlTimeout, CurlConnectionError, ChunkedEncodingError, IncompleteRead)
 
 
 def options_url(symbol: str, epoch: int | None = None) -> str:
@@ -105,92 +98,26 @@ def _stop_on_error_status(response: Any) -> None:
         raise _ErrorStatus(response)
 
 
-class _Fetcher:
-    """Send a source's requests through yfinance's client, with its policy and breakers."""
+class _YahooClient:
+    """Send one request through yfinance's client, its error answers returned, not retried."""
 
-    def __init__(
-        self,
-        session: curl_requests.Session,
-        timeout: float,
-        policy: FetchPolicy | None,
-        reachability: Reachability,
-    ):
+    def __init__(self, session: curl_requests.Session, policy: FetchPolicy | None):
+        # Without a policy yfinance's own retry of an error answer is left alone.
         self.client = YfClient(session, _stop_on_error_status if policy is not None else None)
-        self.session = session
-        self.timeout = timeout
-        self.policy = policy
-        self.reachability = reachability
-        self.breaker = CircuitBreaker(policy) if policy is not None else None
 
-    def fetch(
-        self, symbol: str, url: str, params: dict | None, check: Callable[[str, Any], T]
-    ) -> tuple[Any, T]:
-        """Return Yahoo's answer and what `check` makes of it, retrying as the policy says."""
-        policy = self.policy
-        attempts = 1 + (policy.max_retries if policy is not None else 0)
-        for attempt in range(1, attempts + 1):
-            if self.breaker is not None:
-                self.breaker.before_request(symbol)
-            started = time.monotonic()
+    def sender(self, url: str, params: dict | None, timeout: float) -> Callable[[], Any]:
+        """Return a function that sends the request once (what Fetcher.fetch calls)."""
+
+        def send() -> Any:
             try:
                 # yfinance's default timeout is 30 s: the source's wins.
-                response = self.client.get(url, params=params, timeout=self.timeout)
+                return self.client.get(url, params=params, timeout=timeout)
             except _ErrorStatus as exc:
-                status = exc.response.status_code
-                if status != 429 and status < 500:
-                    assert self.breaker is not None  # only a policy checks answers early
-                    self.breaker.succeeded()
-                    return exc.response, check(symbol, exc.response)  # it will not change
-                failure: Exception = exc
-                if status == 429 and self.breaker is not None:
-                    self.breaker.rate_limited(self._sent_at(started))
+                return exc.response
             except RateLimitError as exc:  # a 429 after yfinance's retry of a 401
-                failure = exc
-                if self.breaker is not None:
-                    self.breaker.rate_limited(self._sent_at(started))
-            except ConnectionFailed as exc:
-                if exc.final:
-                    raise Unreachable(symbol, exc.cause) from None
-                failure = exc
-            except _TRANSIENT_ERRORS as exc:
-                failure = exc
-            except RequestException as exc:
-                message = f"request to Yahoo failed: {_first_sentence(exc)}"
-                raise SourceError(symbol, message) from exc
-            except Exception as exc:
-                message = f"yfinance failed: {type(exc).__name__}: {_first_sentence(exc)}"
-                raise SourceError(symbol, message) from exc
-            else:
-                if self.breaker is not None:
-                    self.breaker.succeeded()  # a 5xx would have raised _ErrorStatus
-                return response, check(symbol, response)
-            if attempt == attempts:
-                raise _final_error(symbol, failure, attempts, self.timeout) from failure
-            if self.reachability.cause is not None:  # given up while this one failed
-                raise Unreachable(symbol, self.reachability.cause) from None
-            assert policy is not None
-            time.sleep(policy.backoff(attempt))
-        raise AssertionError("unreachable")  # the loop returns or raises
+                raise RateLimitedAnswer(str(exc)) from exc
 
-    def _sent_at(self, started: float) -> float:
-        sent = getattr(self.session, "last_sent_at", None)
-        return sent if sent is not None and sent >= started else started
-
-
-def _final_error(symbol: str, failure: Exception, attempts: int, timeout: float) -> SourceError:
-    tries = f" ({attempts} attempts)" if attempts > 1 else ""
-    if isinstance(failure, _ErrorStatus):
-        try:
-            _check_status(symbol, failure.response)
-        except SourceError as exc:
-            return type(exc)(symbol, f"{exc.message}{tries}")
-    if isinstance(failure, ConnectionFailed):
-        return Unreachable(symbol, failure.cause)
-    if isinstance(failure, RateLimitError):
-        return RateLimited(symbol, f"Yahoo answered 429 Too Many Requests{tries}")
-    if isinstance(failure, CurlTimeout):
-        return SourceError(symbol, f"Yahoo did not answer within {timeout:g} s{tries}")
-    return SourceError(symbol, f"request to Yahoo failed: {_first_sentence(failure)}{tries}")
+        return send
 
 
 def _check_status(symbol: str, response: Any) -> None:
@@ -275,7 +202,16 @@ class YahooSource:
         elif isinstance(session, YahooSession) and session.reachability is None:
             session.reachability = self.reachability
         self._session = session
-        self._fetcher = _Fetcher(session, timeout, policy, self.reachability)
+        self._client = _YahooClient(session, policy)
+        self._fetcher = Fetcher(
+            session,
+            timeout,
+            policy,
+            self.reachability,
+            vendor="Yahoo",
+            unreachable_vendor="Yahoo Finance",
+            client="yfinance",
+        )
         self._guard = threading.Lock()
         self._flights: dict[tuple, threading.Lock] = {}
         self._listings: dict[str, V7Answer] = {}
@@ -315,7 +251,7 @@ class YahooSource:
     def fetch_raw(self, symbol: str, epoch: int | None) -> str:
         """Return Yahoo's raw v7 body for a symbol (and expiration epoch), checked, unmemoised."""
         symbol = normalise_symbol(symbol)
-        response, _ = self._fetcher.fetch(symbol, options_url(symbol, epoch), None, _check_v7)
+        response, _ = self._fetch(symbol, options_url(symbol, epoch), None, _check_v7)
         return str(response.text)
 
     def close(self) -> None:
@@ -363,8 +299,14 @@ class YahooSource:
             return listing
 
     def _download(self, symbol: str, epoch: int | None) -> V7Answer:
-        _, result = self._fetcher.fetch(symbol, options_url(symbol, epoch), None, _check_v7)
+        _, result = self._fetch(symbol, options_url(symbol, epoch), None, _check_v7)
         return parse_result(symbol, result)
+
+    def _fetch(
+        self, symbol: str, url: str, params: dict | None, check: Callable[[str, Any], T]
+    ) -> tuple[Any, T]:
+        send = self._client.sender(url, params, self.timeout)
+        return self._fetcher.fetch(symbol, send, check)
 
     def _dated(self, symbol: str, quote: Quote) -> Quote:
         events = self._calendar(symbol)
@@ -382,7 +324,7 @@ class YahooSource:
             events = _from_json(memo.calendar(symbol))
             if events is None:
                 try:
-                    _, fetched = self._fetcher.fetch(
+                    _, fetched = self._fetch(
                         symbol, calendar_url(symbol), CALENDAR_PARAMS, _check_calendar
                     )
                 except SourceError as exc:
@@ -408,9 +350,3 @@ def _from_json(text: str | None) -> CalendarEvents | None:
         return CalendarEvents.from_json(text)
     except (ValueError, TypeError, AttributeError):
         return None  # an unreadable entry is asked for again
-
-
-def _first_sentence(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    head, dot, _ = text.partition(". ")
-    return (head + dot.strip()) if head else type(exc).__name__

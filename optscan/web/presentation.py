@@ -26,6 +26,16 @@ FLAG_INFO: dict[str, tuple[str, str, str]] = {
         "No two-sided quote: Yahoo's own implied volatility was used",
         "info",
     ),
+    "cboe_iv": (
+        "Cboe IV",
+        "No two-sided quote: Cboe's own implied volatility was used",
+        "info",
+    ),
+    "vendor_disagrees": (
+        "Δ≠vendor",
+        "Our delta differs from the source's own by more than 0.05",
+        "warn",
+    ),
     "wide_spread": ("Wide", "The bid-ask spread is wide compared with the mid price", "info"),
     "no_ask": ("No ask", "No ask is quoted", "info"),
     "no_bid": ("No bid", "No bid is quoted", "bad"),
@@ -44,6 +54,14 @@ FLAG_INFO: dict[str, tuple[str, str, str]] = {
         "warn",
     ),
 }
+
+
+SOURCE_NAMES = {"yahoo": "Yahoo", "cboe": "Cboe"}
+
+
+def source_name(source: str) -> str:
+    """Return the vendors of a symbol's data as the page names them ("yahoo, cboe" -> ...)."""
+    return ", ".join(SOURCE_NAMES.get(s, s) for s in source.split(", "))
 
 
 def sort_value(value: Any) -> str:
@@ -212,6 +230,8 @@ def group_view(
         "rules": rules,
         "rules_differ": bool(rules and rules_in_force and rules != rules_in_force),
         "failure": failure,
+        "source": group.get("source") or report.get("source"),
+        "fallback": group.get("fallback") or report.get("fallback"),
         "matches": by_symbol_return(list(matches)),
     }
 
@@ -252,6 +272,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(display, "cell")
     app.add_template_filter(sort_value, "sort_value")
     app.add_template_filter(by_symbol_return, "by_symbol_return")
+    app.add_template_filter(source_name, "source_name")
     app.add_template_global(flag_info, "flag_info")
     app.add_template_global(badge, "badge")
     app.add_template_global(progress_words, "progress_words")
