@@ -33,11 +33,11 @@ system-deps:
 # Run the whole test suite after the linters and the type checker (installs the Debian packages
 # it needs first, see system-deps)
 test *args: system-deps lint
-    {{bin}}/python -m pytest {{args}}
+    {{bin}}/python -m pytest -n 2 {{args}}
 
 # Run the fast part of the suite: no servers, subprocesses or browser (about a minute)
 test-fast *args:
-    {{bin}}/python -m pytest -m "not slow" {{args}}
+    {{bin}}/python -m pytest -n 2 -m "not slow" {{args}}
 
 # Scan from the command line, e.g. `just scan --force --symbols AAPL`
 scan *args:
