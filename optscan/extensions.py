@@ -20,6 +20,7 @@ from optscan.core.market import NEW_YORK, Clock, MarketCalendar, system_clock
 if TYPE_CHECKING:
     import redis
 
+    from optscan.core.rules import Rules
     from optscan.core.scan import ScanEnv
     from optscan.sources import FetchPolicy, OptionSource
     from optscan.store.events import ScanEvents
@@ -46,6 +47,7 @@ class Services:
         self.settings = settings
         self.instance_path = instance_path
         self.clock = clock
+        self._defaults: tuple[str, Defaults] | None = None  # (Redis stamp, defaults)
 
     @cached_property
     def redis(self) -> redis.Redis:
@@ -94,10 +96,35 @@ class Services:
 
         return SavedRules(self.database("rules"), clock=self.clock)
 
+    @property
+    def _rules_stamp_key(self) -> str:
+        return f"{self.settings.redis_prefix}rules:stamp"
+
     def defaults(self) -> Defaults:
         """Return the rules scans use unless told otherwise: the environment's, then the saved."""
-        # Read each time: another process or host may have saved new ones.
-        return self.saved_rules.defaults(self.settings.rules)
+        # Another process or host may have saved new ones: every save bumps a stamp in Redis,
+        # and the database is read again only when the stamp moved (a page asks on each view).
+        import redis
+
+        try:
+            stamp = self.redis.get(self._rules_stamp_key) or "0"
+        except redis.RedisError:
+            stamp = None
+        cached = self._defaults
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return cached[1]
+        found = self.saved_rules.defaults(self.settings.rules)
+        self._defaults = None if stamp is None else (stamp, found)
+        return found
+
+    def save_default_rules(self, rules: Rules | None) -> None:
+        """Save `rules` as the default (None: forget the saved ones) for every process."""
+        if rules is None:
+            self.saved_rules.clear()
+        else:
+            self.saved_rules.save(rules)
+        self._defaults = None
+        self.redis.incr(self._rules_stamp_key)
 
     @cached_property
     def calendar(self) -> MarketCalendar:

@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
         history,
         positions,
         presentation,
+        rowshtml,
         rules,
         scans,
         stream,
@@ -20,6 +21,7 @@ def init_app(app: Flask) -> None:
     )
 
     presentation.init_app(app)
+    app.add_template_global(rowshtml.render_rows, "render_rows")
     errors.init_app(app)
     for blueprint in (
         auth.bp,

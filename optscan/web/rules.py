@@ -31,7 +31,7 @@ def save_default() -> Response | tuple[str, int]:
         rules = rulesform.rules_from_form(request.form, svc.defaults().rules)
     except InvalidRule as exc:
         return _refused(rulesform.refusal_words(exc, "Nothing was changed."), raw)
-    svc.saved_rules.save(rules)
+    svc.save_default_rules(rules)
     words = "; ".join(f"{side}s: {rules.describe(side)}" for side in SIDES)
     flash(f"Saved as the default rules ({words}; best {rules.top_n} per symbol shown).")
     return _back()
@@ -40,7 +40,7 @@ def save_default() -> Response | tuple[str, int]:
 @bp.post("/rules/reset")
 def reset() -> Response:
     """Forget the saved rules: the environment's (OPTSCAN_*) apply again."""
-    services().saved_rules.clear()
+    services().save_default_rules(None)
     flash("The saved rules were cleared: the environment's defaults apply again.")
     return _back()
 
