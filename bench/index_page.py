@@ -391,6 +391,12 @@ def _measure(
                     for name, interval in loads:
                         started = time.monotonic()
                         samples = load.run(clients, seconds, interval)
+                        # On a busy machine a short (smoke) row may fall between two scans: go
+                        # on until a page sent during a scan showed it (a hang guard bounds it).
+                        while not any(s.running for s in during(samples, driver.spans)):
+                            if time.monotonic() - started > SCAN_TIMEOUT or not driver.is_alive():
+                                raise RuntimeError("no page was served while a scan ran")
+                            samples += load.run(clients, seconds, interval)
                         elapsed = time.monotonic() - started
                         phases.append(
                             Phase(name, interval, True, samples, started, elapsed, driver.spans)
