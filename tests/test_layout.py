@@ -137,7 +137,7 @@ def test_the_package_has_no_import_cycles() -> None:
 @pytest.mark.parametrize("domain", DOMAIN)
 def test_the_domain_imports_no_flask(domain: str) -> None:
     offenders = {
-        name: sorted(dep for dep in _top_level_imports(name, path) if dep.split(".")[0].startswith("flask"))
+        name: sorted(dep for dep in _top_level_imports(name, path) if dep.startswith("flask"))
         for name, path in _modules().items()
         if name == domain or name.startswith(domain + ".")
     }
