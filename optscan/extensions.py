@@ -155,26 +155,19 @@ class Services:
     @cached_property
     def scan_triggers(self) -> Throttle:
         """Return the per-client limit on started scans."""
-        from optscan.store.throttle import Throttle
-
-        return Throttle(
-            self.redis,
-            f"{self.settings.redis_prefix}throttle:scan:",
-            limit=self.settings.scan_trigger_limit,
-            window_seconds=self.settings.scan_trigger_window_seconds,
-        )
+        limit, window = self.settings.scan_trigger_limit, self.settings.scan_trigger_window_seconds
+        return self._throttle("scan", limit, window)
 
     @cached_property
     def failed_logins(self) -> Throttle:
         """Return the per-client limit on failed logins (15-minute window)."""
+        return self._throttle("login", self.settings.login_attempt_limit, 900)
+
+    def _throttle(self, what: str, limit: int, window_seconds: int) -> Throttle:
         from optscan.store.throttle import Throttle
 
-        return Throttle(
-            self.redis,
-            f"{self.settings.redis_prefix}throttle:login:",
-            limit=self.settings.login_attempt_limit,
-            window_seconds=900,
-        )
+        key = f"{self.settings.redis_prefix}throttle:{what}:"
+        return Throttle(self.redis, key, limit=limit, window_seconds=window_seconds)
 
     @property
     def lock_key(self) -> str:
@@ -184,26 +177,18 @@ class Services:
     @cached_property
     def yahoo_limiter(self) -> RedisTokenBucket:
         """Return the Yahoo request bucket shared through Redis by every optscan process."""
-        from optscan.store.ratelimit import RedisTokenBucket
-
-        return RedisTokenBucket(
-            self.redis,
-            f"{self.settings.redis_prefix}yahoo:bucket",
-            rate=self.settings.yahoo_rate_per_second,
-            burst=self.settings.yahoo_burst,
-        )
+        return self._bucket("yahoo", self.settings.yahoo_rate_per_second, self.settings.yahoo_burst)
 
     @cached_property
     def cboe_limiter(self) -> RedisTokenBucket:
         """Return the Cboe request bucket, shared like Yahoo's but apart from it."""
+        return self._bucket("cboe", self.settings.cboe_rate_per_second, self.settings.cboe_burst)
+
+    def _bucket(self, vendor: str, rate: float, burst: int) -> RedisTokenBucket:
         from optscan.store.ratelimit import RedisTokenBucket
 
-        return RedisTokenBucket(
-            self.redis,
-            f"{self.settings.redis_prefix}cboe:bucket",
-            rate=self.settings.cboe_rate_per_second,
-            burst=self.settings.cboe_burst,
-        )
+        key = f"{self.settings.redis_prefix}{vendor}:bucket"
+        return RedisTokenBucket(self.redis, key, rate=rate, burst=burst)
 
     def fetch_policy(self, vendor: str = "yahoo") -> FetchPolicy:
         """Return the configured pacing, retries and circuit breaker for a vendor's requests.

@@ -37,14 +37,8 @@ class ProgressPrinter:
         self.width = width
         self.found = 0
 
-    def __call__(
-        self,
-        index: int,
-        total: int,
-        symbol: str,
-        matches: list[Match],
-        report: Any = None,
-    ) -> None:
+    def __call__(self, index: int, total: int, symbol: str, matches: list[Match], *_: Any) -> None:
+        """Show that `symbol` is done (its report, passed last by the scan, is not shown)."""
         self.found += len(matches)
         if not self.tty:
             # One line per symbol, so journald and log files read well.

@@ -9,10 +9,10 @@ never waits for it; `flask scan` waits for it before exiting, for a bounded time
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING
 
 from optscan.core.models import ScanResult
+from optscan.jobs.background import AfterScan, start_after_scan
 
 if TYPE_CHECKING:  # built by the Flask app; this module needs only its API
     from optscan.extensions import Services
@@ -20,29 +20,19 @@ if TYPE_CHECKING:  # built by the Flask app; this module needs only its API
 log = logging.getLogger(__name__)
 
 
-class Recording:
+class Recording(AfterScan):
     """One scan's recording on its way in a daemon thread; `error` says why it failed."""
 
     def __init__(self, svc: Services, result: ScanResult, scan_id: str):
+        """Prepare the recording of `result`; `start` sets it going."""
         from optscan.store.sql.database import BUSY_TIMEOUT_SECONDS
 
         # Waiting for the write lock twice (record, then a prune batch), and a little more.
-        self.limit = 2 * BUSY_TIMEOUT_SECONDS + 5.0
+        super().__init__("optscan-history", 2 * BUSY_TIMEOUT_SECONDS + 5.0)
         self.rows: int | None = None  # rows added, once recorded
         self.pruned = 0
         self.error: str | None = None
         self._svc, self._result, self._scan_id = svc, result, scan_id
-        self._thread = threading.Thread(target=self._run, name="optscan-history", daemon=True)
-
-    def start(self) -> Recording:
-        """Start the work and return self."""
-        self._thread.start()
-        return self
-
-    def wait(self) -> bool:
-        """Wait for the work within its limit; return whether it finished."""
-        self._thread.join(self.limit)
-        return not self._thread.is_alive()
 
     def _run(self) -> None:
         try:
@@ -60,8 +50,4 @@ def after_scan(svc: Services, result: ScanResult, scan_id: str) -> Recording | N
     """Start recording a completed scan; None when there is nothing to record."""
     if not result.success:
         return None
-    try:
-        return Recording(svc, result, scan_id).start()
-    except Exception:
-        log.exception("history recording not started")
-        return None
+    return start_after_scan(lambda: Recording(svc, result, scan_id), log, "history recording")

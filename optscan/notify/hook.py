@@ -10,12 +10,12 @@ after printing its result, for a bounded time.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from optscan.core.models import Match, ScanResult
 from optscan.core.newness import contract_key
+from optscan.jobs.background import AfterScan, start_after_scan
 from optscan.notify.ledger import AlertLedger
 from optscan.notify.message import new_matches_message, page_link, probe_message
 from optscan.notify.send import AlertFailed, deliver
@@ -28,24 +28,14 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 2.0  # beyond the send timeout, for the Redis calls around it
 
 
-class Delivery:
+class Delivery(AfterScan):
     """One alert on its way in a daemon thread; `outcome` is set when it is done."""
 
     def __init__(self, work: Callable[[], dict[str, Any] | None], limit: float):
-        self.limit = limit  # seconds the work may take, all told
+        """Prepare `work`, which may take `limit` seconds all told; `start` sets it going."""
+        super().__init__("optscan-alert", limit)
         self.outcome: dict[str, Any] | None = None
         self._work = work
-        self._thread = threading.Thread(target=self._run, name="optscan-alert", daemon=True)
-
-    def start(self) -> Delivery:
-        """Start the work and return self."""
-        self._thread.start()
-        return self
-
-    def wait(self) -> bool:
-        """Wait for the work within its limit; return whether it finished."""
-        self._thread.join(self.limit)
-        return not self._thread.is_alive()
 
     def _run(self) -> None:
         try:
@@ -61,14 +51,10 @@ def after_scan(svc: Services, result: ScanResult) -> Delivery | None:
     if not settings.notify_urls or not result.success or not result.matches:
         return None
     matches = list(result.matches)
-    try:
-        return Delivery(
-            lambda: alert_new(svc, result.side, matches),
-            settings.notify_timeout_seconds + GRACE_SECONDS,
-        ).start()
-    except Exception:
-        log.exception("alert not started")
-        return None
+    limit = settings.notify_timeout_seconds + GRACE_SECONDS
+    return start_after_scan(
+        lambda: Delivery(lambda: alert_new(svc, result.side, matches), limit), log, "alert"
+    )
 
 
 def alert_new(svc: Services, side: str, matches: list[Match]) -> dict[str, Any] | None:

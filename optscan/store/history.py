@@ -13,22 +13,19 @@ Units: IVs FRACTIONS per year; spot USD per share; best_return PERCENT per year;
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from optscan.core.ivrank import IvRank, iv_rank, trading_day, window_start
 from optscan.core.market import Clock, system_clock
 from optscan.core.models import OK_STATUSES, Match, ScanResult, SymbolReport
+from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-    from optscan.store.sql.database import Database
+    from optscan.store.sql.database import Database, Migration
 
 __all__ = [
     "DEFAULT_MATCHES_PER_SYMBOL",
@@ -41,9 +38,6 @@ __all__ = [
 DEFAULT_RETENTION_DAYS = 400
 DEFAULT_MATCHES_PER_SYMBOL = 10
 PRUNE_BATCH = 500  # rows per delete transaction
-_LOCK = "history"  # the name its writers serialise on
-
-T = TypeVar("T")
 
 
 def stamp(at: datetime) -> str:
@@ -95,38 +89,17 @@ class HistoryStore:
         """Open `database` (a Database, a SQLite file's Path or a URL), now or on first use."""
         if retention_days < 1:
             raise ValueError(f"retention_days must be at least 1, got {retention_days}")
-        self._target = database
         self._clock = clock
         self.retention_days = retention_days
         self.matches_per_symbol = matches_per_symbol
-        self._database: Database | None = None
-        self._opening = threading.Lock()
+        self._db = Component(database, "history", _migrations)
         if not lazy:
             _ = self.database
 
     @property
     def database(self) -> Database:
         """Return the database, opened and migrated on first use."""
-        if self._database is None:
-            with self._opening:
-                if self._database is None:
-                    # Imported here: SQLAlchemy loads only once the history is used.
-                    from optscan.store.sql import history as sql
-                    from optscan.store.sql.database import open_database
-
-                    database = open_database(self._target)
-                    database.migrate("history", sql.MIGRATIONS)
-                    self._database = database
-        return self._database
-
-    def _read(self, query: Callable[[Connection], T]) -> T:
-        with self.database.read() as conn:
-            return query(conn)
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.database.write(_LOCK) as conn:
-            yield conn
+        return self._db.database
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -153,7 +126,7 @@ class HistoryStore:
             rows.append(_row(symbol, result.side, at, day, report, found))
             best = sorted(found, key=lambda m: -(m.get("annualized_return") or 0.0))
             kept[symbol] = [_match_row(m) for m in best[: self.matches_per_symbol]]
-        with self._write() as conn:
+        with self._db.write() as conn:
             done = sql.recorded(conn, scan_id)
             fresh = [row for row in rows if row["symbol"] not in done]
             sql.insert(conn, scan_id, fresh, {r["symbol"]: kept[r["symbol"]] for r in fresh})
@@ -164,12 +137,12 @@ class HistoryStore:
         from optscan.store.sql import history as sql
 
         cutoff = stamp(self._clock() - timedelta(days=self.retention_days))
-        with self._write() as conn:
+        with self._db.write() as conn:
             sql.delete_days(conn, cutoff)
         removed = 0
         while True:
             # One short transaction per batch: a scan's recording waits for one batch at most.
-            with self._write() as conn:
+            with self._db.write() as conn:
                 ids = sql.expired_ids(conn, cutoff, batch)
                 if ids:
                     sql.delete_rows(conn, ids)
@@ -183,13 +156,13 @@ class HistoryStore:
         """Return a symbol's 30-day IV per trading day in [start, before), oldest first."""
         from optscan.store.sql import history as sql
 
-        return self._read(lambda conn: sql.daily_iv30(conn, symbol, start, before))
+        return self._db.read(lambda conn: sql.daily_iv30(conn, symbol, start, before))
 
     def latest_rank(self, symbol: str) -> tuple[date, float, IvRank] | None:
         """Return the latest trading day with a 30-day IV, that IV and its rank; None if none."""
         from optscan.store.sql import history as sql
 
-        latest = self._read(lambda conn: sql.latest_day(conn, symbol))
+        latest = self._db.read(lambda conn: sql.latest_day(conn, symbol))
         if latest is None:
             return None
         day = date.fromisoformat(latest)
@@ -208,14 +181,14 @@ class HistoryStore:
         from optscan.store.sql import history as sql
 
         after = stamp(since) if since is not None else None
-        rows = self._read(lambda conn: sql.points(conn, symbol, after, limit, newest_first))
+        rows = self._db.read(lambda conn: sql.points(conn, symbol, after, limit, newest_first))
         return [_point(row) for row in rows]
 
     def matches_of(self, row_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         """Return the matches kept for the given rows (point ids), best return first."""
         from optscan.store.sql import history as sql
 
-        return self._read(lambda conn: sql.kept_matches(conn, row_ids))
+        return self._db.read(lambda conn: sql.kept_matches(conn, row_ids))
 
     def symbols(self) -> list[tuple[str, int, datetime]]:
         """Return (symbol, recorded scans, latest scan time) of every symbol, by symbol."""
@@ -223,7 +196,7 @@ class HistoryStore:
 
         return [
             (symbol, count, datetime.fromisoformat(latest))
-            for symbol, count, latest in self._read(sql.symbol_list)
+            for symbol, count, latest in self._db.read(sql.symbol_list)
         ]
 
     def stats(self) -> Stats:
@@ -250,6 +223,13 @@ class HistoryStore:
             retention_days=self.retention_days,
             location=repr(database),
         )
+
+
+def _migrations() -> Sequence[Migration]:
+    # Imported here: SQLAlchemy loads only once the history is used.
+    from optscan.store.sql import history as sql
+
+    return sql.MIGRATIONS
 
 
 def _time(text: str | None) -> datetime | None:

@@ -8,7 +8,7 @@ change, or a whole import, either applies or changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from optscan.core.book import Book, InvalidPosition, Position, parse_cash, read_positions_csv
 from optscan.core.market import Clock, system_clock
 from optscan.core.symbols import InvalidSymbol, normalize_symbols
+from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:
-    from optscan.store.sql.database import Database
+    from optscan.store.sql.database import Database, Migration
 
 # SQLAlchemy is imported on first use (inside the methods), as the watchlist does: the app
 # and `flask scan --help` start without it.
@@ -62,10 +63,7 @@ class Positions:
 
     def __init__(self, database: Database | Path | str, *, clock: Clock = system_clock):
         """Remember the database; it is opened and migrated on first use."""
-        from optscan.store.sql import positions as sql
-        from optscan.store.sql.component import Component
-
-        self._db = Component(database, "positions", sql.MIGRATIONS)
+        self._db = Component(database, "positions", _migrations)
         self._clock = clock
 
     def _now(self) -> str:
@@ -138,3 +136,9 @@ class Positions:
             removed = sql.delete_all_but(conn, [p.symbol for p in positions]) if replace else []
             sql.upsert(conn, rows, self._now())
         return Imported(positions, removed)
+
+
+def _migrations() -> Sequence[Migration]:
+    from optscan.store.sql import positions as sql
+
+    return sql.MIGRATIONS

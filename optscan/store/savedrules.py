@@ -9,6 +9,7 @@ longer passes the rule validation is skipped with a warning, never fatal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING
 from optscan.core.market import Clock, system_clock
 from optscan.core.rulefields import FIELDS, InvalidRule, check_rules, parse_value, rule_values
 from optscan.core.rules import Rules
+from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:
-    from optscan.store.sql.database import Database
+    from optscan.store.sql.database import Database, Migration
 
 # SQLAlchemy is imported on first use (inside the methods), as the watchlist does: the app
 # and `flask scan --help` start without it.
@@ -40,10 +42,7 @@ class SavedRules:
 
     def __init__(self, database: Database | Path | str, *, clock: Clock = system_clock):
         """Remember the database; it is opened and migrated on first use."""
-        from optscan.store.sql import savedrules as sql
-        from optscan.store.sql.component import Component
-
-        self._db = Component(database, "rules", sql.MIGRATIONS)
+        self._db = Component(database, "rules", _migrations)
         self._clock = clock
 
     def defaults(self, base: Rules) -> Defaults:
@@ -81,3 +80,9 @@ class SavedRules:
 
         with self._db.write() as conn:
             sql.clear(conn)
+
+
+def _migrations() -> Sequence[Migration]:
+    from optscan.store.sql import savedrules as sql
+
+    return sql.MIGRATIONS

@@ -10,21 +10,20 @@ writers never interleave inside it.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from optscan.core.market import Clock, system_clock
 from optscan.core.symbols import InvalidSymbol, normalize_symbol, normalize_symbols
+from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from optscan.store.sql.database import Database
+    from optscan.store.sql.database import Database, Migration
 
 __all__ = [
     "DEFAULT_SYMBOLS",
@@ -69,9 +68,6 @@ DEFAULT_SYMBOLS = (
 )
 
 NOTE_MAX_CHARS = 200
-_LOCK = "watchlist"  # the name its writers serialise on
-
-T = TypeVar("T")
 
 
 class UnknownSymbol(KeyError):
@@ -141,41 +137,21 @@ class Watchlist:
         Opening creates and migrates the tables and adds the seed the first time. With `lazy`
         that waits for the first use (after the seed is validated, which is always now).
         """
-        self._target = database
         self._seed = normalize_symbols(seed)
         self._clock = clock
-        self._database: Database | None = None
-        self._opening = threading.Lock()
+        self._db = Component(database, "watchlist", _migrations, prepare=self._seed_once)
         if not lazy:
             _ = self.database
 
     @property
     def database(self) -> Database:
         """Return the database, opened, migrated and seeded on first use."""
-        if self._database is None:
-            with self._opening:
-                if self._database is None:
-                    # Imported here: SQLAlchemy loads only once the watchlist is used.
-                    from optscan.store.sql import watchlist as sql
-                    from optscan.store.sql.database import open_database
+        return self._db.database
 
-                    database = open_database(self._target)
-                    database.migrate("watchlist", sql.MIGRATIONS)
-                    with database.write(_LOCK) as conn:
-                        sql.seed_once(conn, self._seed, self._now())
-                    self._database = database
-        return self._database
+    def _seed_once(self, conn: Connection) -> None:
+        from optscan.store.sql import watchlist as sql
 
-    def _read(self, query: Callable[[Connection], T]) -> T:
-        """Return what `query` reads in one consistent read."""
-        with self.database.read() as conn:
-            return query(conn)
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """Yield a connection inside one write transaction, committed when the block ends."""
-        with self.database.write(_LOCK) as conn:
-            yield conn
+        sql.seed_once(conn, self._seed, self._now())
 
     def _now(self) -> str:
         """Return the injected clock's time as ISO 8601 in UTC."""
@@ -187,14 +163,14 @@ class Watchlist:
 
         return [
             Entry(symbol, active=active, note=note, added_at=datetime.fromisoformat(added_at))
-            for symbol, active, note, added_at in self._read(sql.entries)
+            for symbol, active, note, added_at in self._db.read(sql.entries)
         ]
 
     def active_symbols(self) -> list[str]:
         """Return the active symbols, sorted."""
         from optscan.store.sql import watchlist as sql
 
-        return self._read(sql.active_symbols)
+        return self._db.read(sql.active_symbols)
 
     def add(self, symbols: Iterable[str], note: str = "") -> list[str]:
         """Add symbols (active, with `note`); return the newly added, leaving existing ones."""
@@ -202,7 +178,7 @@ class Watchlist:
 
         batch = normalize_symbols(symbols)
         clean_note = normalize_note(note)
-        with self._write() as conn:
+        with self._db.write() as conn:
             return sql.insert(conn, batch, clean_note, self._now())
 
     def remove(self, symbols: Iterable[str] | str) -> list[str]:
@@ -210,7 +186,7 @@ class Watchlist:
         from optscan.store.sql import watchlist as sql
 
         batch = normalize_symbols(symbols)
-        with self._write() as conn:
+        with self._db.write() as conn:
             _require_known(conn, batch)
             sql.delete(conn, batch)
         return batch
@@ -220,7 +196,7 @@ class Watchlist:
         from optscan.store.sql import watchlist as sql
 
         batch = normalize_symbols(symbols)
-        with self._write() as conn:
+        with self._db.write() as conn:
             _require_known(conn, batch)
             return sql.set_active(conn, batch, active)
 
@@ -230,9 +206,16 @@ class Watchlist:
 
         clean_symbol = normalize_symbol(symbol)
         clean_note = normalize_note(note)
-        with self._write() as conn:
+        with self._db.write() as conn:
             _require_known(conn, [clean_symbol])
             sql.set_note(conn, clean_symbol, clean_note)
+
+
+def _migrations() -> Sequence[Migration]:
+    # Imported here: SQLAlchemy loads only once the watchlist is used.
+    from optscan.store.sql import watchlist as sql
+
+    return sql.MIGRATIONS
 
 
 def _require_known(conn: Connection, batch: list[str]) -> None:
