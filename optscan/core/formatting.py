@@ -1,11 +1,11 @@
-"""Format Match values for people and files, by the column kinds of core.models."""
+"""Format Match values for people and files, by the column kinds of core.match."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from optscan.core.models import Kind
+from optscan.core.match import Kind
 
 BLANK = "\N{EN DASH}"
 

@@ -20,7 +20,8 @@ from optscan.core.book import NOT_HELD, Book
 from optscan.core.book import scan_symbols as scan_scope
 from optscan.core.ivrank import DailyIv, PriorIv, apply_rank
 from optscan.core.market import Clock, MarketCalendar, format_et
-from optscan.core.models import SIDES, Match, ScanResult, Side, SymbolReport
+from optscan.core.match import SIDES, Match, Side
+from optscan.core.models import ScanResult, SymbolReport
 from optscan.core.rules import Rules
 from optscan.core.symbolscan import OpenSymbol, close_symbol, open_symbol, scan_expiration
 from optscan.sources.base import OptionSource, Unreachable

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from optscan.core.models import Match, ScanResult
+from optscan.core.match import Match
+from optscan.core.models import ScanResult
 from optscan.core.newness import contract_key
 from optscan.notify.ledger import AlertLedger
 from optscan.notify.message import new_matches_message, page_link, probe_message

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from optscan.core.ivrank import IvRank, iv_rank, trading_day, window_start
 from optscan.core.market import Clock, system_clock
-from optscan.core.models import OK_STATUSES, Match, ScanResult, SymbolReport
+from optscan.core.match import Match
+from optscan.core.models import OK_STATUSES, ScanResult, SymbolReport
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
