@@ -170,19 +170,35 @@ def scan_symbols(
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _refusal(
-    message: str, refused: str, side: Side, trigger: str, rules: Rules, now: datetime
+def _started(
+    side: Side,
+    trigger: str,
+    rules: Rules,
+    now: datetime,
+    *,
+    one_off: bool = False,
+    symbols: Iterable[str] = (),
 ) -> ScanResult:
+    """Return a scan's result as it starts: no time spent, nothing found yet."""
     return ScanResult(
         success=False,
-        message=message,
+        message="",
         side=side,
         trigger=trigger,
         started_at=now,
         finished_at=now,
         rules=rules.describe(side),
-        refused=refused,
+        one_off=one_off,
+        symbols={s: SymbolReport() for s in symbols},
     )
+
+
+def _refusal(
+    message: str, refused: str, side: Side, trigger: str, rules: Rules, now: datetime
+) -> ScanResult:
+    result = _started(side, trigger, rules, now)
+    result.message, result.refused = message, refused
+    return result
 
 
 SymbolOutcome = tuple[SymbolReport, list[Match], datetime | None]
@@ -235,17 +251,7 @@ def perform_scan(
     if not wanted:
         return _refusal("No symbols to scan.", "no_symbols", side, trigger, rules, now)
 
-    result = ScanResult(
-        success=False,
-        message="",
-        side=side,
-        trigger=trigger,
-        started_at=now,
-        finished_at=now,
-        rules=rules.describe(side),
-        one_off=one_off,
-        symbols={s: SymbolReport() for s in wanted},
-    )
+    result = _started(side, trigger, rules, now, one_off=one_off, symbols=wanted)
     started = time.monotonic()
     found: dict[str, list[Match]] = {}
     prior_iv = PriorIv(env.iv_history)
