@@ -79,9 +79,9 @@ class CboeSource(LiveSource):
         policy: FetchPolicy | None = None,
         memo: YahooMemo | None = None,
     ):
-        if session is not None and base_url is not None:
-            raise ValueError("pass base_url or a session, not both: base_url builds the session")
-        super().__init__(timeout=timeout, policy=policy, memo=memo)
+        super().__init__(
+            session=session, base_url=base_url, timeout=timeout, policy=policy, memo=memo
+        )
         if session is None:
             session = PacedSession(
                 "cboe.com",

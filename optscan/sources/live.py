@@ -30,7 +30,17 @@ class LiveSource:
     _session: Any  # a curl_cffi session, set by the subclass
     _fetcher: Fetcher
 
-    def __init__(self, *, timeout: float, policy: FetchPolicy | None, memo: YahooMemo | None):
+    def __init__(
+        self,
+        *,
+        session: object,
+        base_url: str | None,
+        timeout: float,
+        policy: FetchPolicy | None,
+        memo: YahooMemo | None,
+    ):
+        if session is not None and base_url is not None:
+            raise ValueError("pass base_url or a session, not both: base_url builds the session")
         self.timeout = timeout
         self.memo = memo
         self.reachability = Reachability(

@@ -180,12 +180,12 @@ class YahooSource(LiveSource):
         policy: FetchPolicy | None = None,
         memo: YahooMemo | None = None,
     ):
-        if session is not None and base_url is not None:
-            raise ValueError("pass base_url or a session, not both: base_url builds the session")
+        super().__init__(
+            session=session, base_url=base_url, timeout=timeout, policy=policy, memo=memo
+        )
         if session is not None and policy is not None and policy.limiter is not None:
             raise ValueError("a policy's limiter paces the session the source builds, not yours")
         use_cache_dir(Path(cache_dir))
-        super().__init__(timeout=timeout, policy=policy, memo=memo)
         self.policy = policy
         if session is None:
             session = YahooSession(
