@@ -30,7 +30,7 @@ from optscan.core.bsm import bsm_delta, bsm_price, implied_vol, prob_otm
 from optscan.core.chain import analyze_chain, annualized_return_pct
 from optscan.core.expiry import EXPIRY_CLOSE, calendar_dte, expiry_close, years_to_expiry
 from optscan.core.market import NEW_YORK
-from optscan.core.models import INTEGER_FIELDS, MATCH_FIELDS
+from optscan.core.match import INTEGER_FIELDS, MATCH_FIELDS
 from optscan.core.rules import call_delta_target
 from optscan.sources.base import Chain, Contracts, Quote
 

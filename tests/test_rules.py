@@ -11,7 +11,7 @@ import pytest
 from optscan.config import ConfigError, default_config, load_settings
 from optscan.core.book import Book
 from optscan.core.chain import analyze_chains
-from optscan.core.models import top_per_symbol
+from optscan.core.match import top_per_symbol
 from optscan.core.rulefields import (
     FIELDS,
     RULE_FIELDS,

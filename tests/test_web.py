@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from optscan.core.market import format_et
-from optscan.core.models import MATCH_FIELDS, side_columns
+from optscan.core.match import MATCH_FIELDS, side_columns
 from optscan.core.scan import perform_scan
 from optscan.jobs.live import LiveScan
 from optscan.jobs.scanjob import new_holder, wait_for_background_scans

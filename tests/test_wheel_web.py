@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from optscan.core.models import side_columns
+from optscan.core.match import side_columns
 from optscan.jobs.scanjob import wait_for_background_scans
 from optscan.store.passwords import PasswordStore
 from tests.replaydirs import build_replay_dir

@@ -14,7 +14,7 @@ from optscan.cli import EXIT_USAGE
 from optscan.core.formatting import display
 from optscan.core.ivrank import rank_words
 from optscan.core.market import format_et
-from optscan.core.models import Kind
+from optscan.core.match import Kind
 from optscan.core.symbols import InvalidSymbol, normalize_symbol
 from optscan.extensions import services
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from optscan.core.formatting import display
-from optscan.core.models import Match, by_symbol_return, side_columns
+from optscan.core.match import Match, by_symbol_return, side_columns
 
 _LEFT_KINDS = ("text", "date", "flags")
 

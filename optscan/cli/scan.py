@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 
 from optscan.cli import EXIT_BUSY, EXIT_FAILED, EXIT_MARKET_CLOSED, EXIT_OK, EXIT_REDIS
 from optscan.cli.report import ProgressPrinter, format_matches
-from optscan.core.models import Side, top_per_symbol
+from optscan.core.match import Side, top_per_symbol
 from optscan.core.rulefields import RULE_FIELDS, InvalidRule, RuleField, apply_values
 from optscan.core.rules import Rules
 from optscan.core.symbols import InvalidSymbol, normalize_symbols

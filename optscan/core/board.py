@@ -9,7 +9,8 @@ import redis
 
 from optscan.core.book import NOT_HELD
 from optscan.core.market import Clock
-from optscan.core.models import OK_STATUSES, PENDING, Match, Side, SymbolReport
+from optscan.core.match import Match, Side
+from optscan.core.models import OK_STATUSES, PENDING, SymbolReport
 from optscan.core.newness import mark_new
 from optscan.core.rules import Rules
 from optscan.store.results import ResultStore

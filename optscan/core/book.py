@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from optscan.core.models import Side
+from optscan.core.match import Side
 from optscan.core.symbols import InvalidSymbol, normalize_symbol, normalize_symbols
 from optscan.core.wheel import CONTRACT_SIZE, Holding
 

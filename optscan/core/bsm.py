@@ -50,6 +50,15 @@ def _well_posed(*values: NDArray[np.float64]) -> NDArray[np.bool_]:
     return ok
 
 
+def _posed(
+    is_call: ArrayLike, *values: ArrayLike
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.bool_], list[NDArray[np.float64]]]:
+    """Return where all values are well posed, a NaN result, and the side and values there."""
+    call, *floats = _with_side(is_call, *values)
+    ok = _well_posed(*floats)
+    return ok, np.full(ok.shape, np.nan), call[ok], [v[ok] for v in floats]
+
+
 def black_d1(
     forward: NDArray[np.float64],
     strike: NDArray[np.float64],
@@ -68,10 +77,7 @@ def black_price(
     sigma: ArrayLike,
 ) -> NDArray[np.float64]:
     """Return the Black-76 price (USD per share); NaN where t_years or sigma <= 0."""
-    call, f, k, t, d, v = _with_side(is_call, forward, strike, t_years, discount, sigma)
-    ok = _well_posed(f, k, t, d, v)
-    out = np.full(f.shape, np.nan)
-    call, f, k, t, d, v = (a[ok] for a in (call, f, k, t, d, v))
+    ok, out, call, (f, k, t, d, v) = _posed(is_call, forward, strike, t_years, discount, sigma)
     vol_sqrt_t = v * np.sqrt(t)
     d1 = black_d1(f, k, vol_sqrt_t)
     theta = np.where(call, 1.0, -1.0)
@@ -93,10 +99,9 @@ def black_spot_delta(
     That is the BSM delta with the dividend yield the forward implies; per share, a call's in
     (0, 1) and a put's in (-1, 0) whenever the carry is below the rate. NaN where ill-posed.
     """
-    call, s, f, k, t, d, v = _with_side(is_call, spot, forward, strike, t_years, discount, sigma)
-    ok = _well_posed(s, f, k, t, d, v)
-    out = np.full(f.shape, np.nan)
-    call, s, f, k, t, d, v = (a[ok] for a in (call, s, f, k, t, d, v))
+    ok, out, call, (s, f, k, t, d, v) = _posed(
+        is_call, spot, forward, strike, t_years, discount, sigma
+    )
     theta = np.where(call, 1.0, -1.0)
     out[ok] = theta * d * (f / s) * ndtr(theta * black_d1(f, k, v * np.sqrt(t)))
     return out
@@ -110,10 +115,7 @@ def black_prob_otm(
     sigma: ArrayLike,
 ) -> NDArray[np.float64]:
     """Return the risk-neutral probability of expiring out of the money: put N(d2), call N(-d2)."""
-    call, f, k, t, v = _with_side(is_call, forward, strike, t_years, sigma)
-    ok = _well_posed(f, k, t, v)
-    out = np.full(f.shape, np.nan)
-    call, f, k, t, v = (a[ok] for a in (call, f, k, t, v))
+    ok, out, call, (f, k, t, v) = _posed(is_call, forward, strike, t_years, sigma)
     vol_sqrt_t = v * np.sqrt(t)
     d2 = black_d1(f, k, vol_sqrt_t) - vol_sqrt_t
     out[ok] = ndtr(np.where(call, -d2, d2))
@@ -133,12 +135,9 @@ def black_implied_vol(
     None exists when t_years <= 0, price <= 0, or the price is at or below the discounted
     intrinsic value D max(theta (F - K), 0), or at or above the upper bound (call D F, put D K).
     """
-    call, p, f, k, t, d = _with_side(is_call, price, forward, strike, t_years, discount)
-    out = np.full(p.shape, np.nan)
-    ok = _well_posed(p, f, k, t, d)
+    ok, out, call, (p, f, k, t, d) = _posed(is_call, price, forward, strike, t_years, discount)
     if not ok.any():
         return out
-    call, p, f, k, t, d = (a[ok] for a in (call, p, f, k, t, d))
 
     undiscounted = p / d
     intrinsic = np.maximum(np.where(call, f - k, k - f), 0.0)

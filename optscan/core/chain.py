@@ -35,7 +35,7 @@ from optscan.core import wheel
 from optscan.core.bsm import black_d1, black_implied_vol
 from optscan.core.expiry import calendar_dte, expiry_close, years_to_expiry
 from optscan.core.forward import Forward, implied_forwards, two_sided_mid
-from optscan.core.models import INTEGER_FIELDS, MATCH_FIELDS, Match, Side
+from optscan.core.match import INTEGER_FIELDS, MATCH_FIELDS, Match, Side
 from optscan.sources.base import Chain
 
 if TYPE_CHECKING:

@@ -1,11 +1,12 @@
-"""Format Match values for people and files, by the column kinds of core.models."""
+"""Format Match values for people and files, by the column kinds of core.match."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from optscan.core.models import Kind
+from optscan.core.match import Kind
 
 BLANK = "\N{EN DASH}"
 
@@ -15,27 +16,25 @@ def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+# How a value of each number kind is shown; text and dates show as they are.
+_SHOWN: dict[str, Callable[[Any], str]] = {
+    "int": lambda v: f"{int(v):d}",
+    "count": lambda v: f"{int(v):,d}",
+    "money": lambda v: f"{v:,.2f}",
+    "percent": lambda v: f"{v:.1f}",
+    "fraction": lambda v: f"{v * 100:.1f}",
+    "delta": lambda v: f"{v:.3f}",
+    "ratio": lambda v: f"{v:.2f}",
+}
+
+
 def display(value: Any, kind: Kind, *, blank: str = BLANK) -> str:
     """Return a value as a person reads it: fixed decimals, percents, a dash when missing."""
     if is_blank(value):
         return blank
     if kind == "flags":
         return ",".join(value)
-    if kind == "int":
-        return f"{int(value):d}"
-    if kind == "count":
-        return f"{int(value):,d}"
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "percent":
-        return f"{value:.1f}"
-    if kind == "fraction":
-        return f"{value * 100:.1f}"
-    if kind == "delta":
-        return f"{value:.3f}"
-    if kind == "ratio":
-        return f"{value:.2f}"
-    return str(value)
+    return _SHOWN.get(kind, str)(value)
 
 
 def plain(value: Any, kind: Kind) -> str:

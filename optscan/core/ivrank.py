@@ -26,7 +26,8 @@ from optscan.core.market import NEW_YORK
 from optscan.core.models import OK_STATUSES
 
 if TYPE_CHECKING:
-    from optscan.core.models import Match, SymbolReport
+    from optscan.core.match import Match
+    from optscan.core.models import SymbolReport
 
 log = logging.getLogger(__name__)
 

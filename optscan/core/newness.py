@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from optscan.core.models import Match
+from optscan.core.match import Match
 
 NEW = "new"  # the flag of a row whose contract was not among its symbol's previous rows
 

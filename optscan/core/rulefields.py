@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-from optscan.core.models import Side
+from optscan.core.match import Side
 from optscan.core.rules import Rules
 
 # int: a whole number; number: a real number; optional: a number or empty (None: no bound);

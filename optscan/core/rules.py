@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from optscan.core.models import Side
+from optscan.core.match import Side
 
 if TYPE_CHECKING:
     from optscan.core.chain import ChainRows

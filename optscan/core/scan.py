@@ -20,7 +20,8 @@ from optscan.core.book import NOT_HELD, Book
 from optscan.core.book import scan_symbols as scan_scope
 from optscan.core.ivrank import DailyIv, PriorIv, apply_rank
 from optscan.core.market import Clock, MarketCalendar, format_et
-from optscan.core.models import SIDES, Match, ScanResult, Side, SymbolReport
+from optscan.core.match import SIDES, Match, Side
+from optscan.core.models import ScanResult, SymbolReport
 from optscan.core.rules import Rules
 from optscan.core.symbolscan import OpenSymbol, close_symbol, open_symbol, scan_expiration
 from optscan.sources.base import OptionSource, Unreachable
@@ -169,19 +170,35 @@ def scan_symbols(
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _refusal(
-    message: str, refused: str, side: Side, trigger: str, rules: Rules, now: datetime
+def _started(
+    side: Side,
+    trigger: str,
+    rules: Rules,
+    now: datetime,
+    *,
+    one_off: bool = False,
+    symbols: Iterable[str] = (),
 ) -> ScanResult:
+    """Return a scan's result as it starts: no time spent, nothing found yet."""
     return ScanResult(
         success=False,
-        message=message,
+        message="",
         side=side,
         trigger=trigger,
         started_at=now,
         finished_at=now,
         rules=rules.describe(side),
-        refused=refused,
+        one_off=one_off,
+        symbols={s: SymbolReport() for s in symbols},
     )
+
+
+def _refusal(
+    message: str, refused: str, side: Side, trigger: str, rules: Rules, now: datetime
+) -> ScanResult:
+    result = _started(side, trigger, rules, now)
+    result.message, result.refused = message, refused
+    return result
 
 
 SymbolOutcome = tuple[SymbolReport, list[Match], datetime | None]
@@ -234,17 +251,7 @@ def perform_scan(
     if not wanted:
         return _refusal("No symbols to scan.", "no_symbols", side, trigger, rules, now)
 
-    result = ScanResult(
-        success=False,
-        message="",
-        side=side,
-        trigger=trigger,
-        started_at=now,
-        finished_at=now,
-        rules=rules.describe(side),
-        one_off=one_off,
-        symbols={s: SymbolReport() for s in wanted},
-    )
+    result = _started(side, trigger, rules, now, one_off=one_off, symbols=wanted)
     started = time.monotonic()
     found: dict[str, list[Match]] = {}
     prior_iv = PriorIv(env.iv_history)

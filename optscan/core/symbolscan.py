@@ -15,7 +15,8 @@ from optscan.core.atmiv import measure_iv
 from optscan.core.book import Book
 from optscan.core.chain import analyze_chains
 from optscan.core.expiry import calendar_dte, years_to_expiry
-from optscan.core.models import Match, Side, SymbolReport
+from optscan.core.match import Match, Side
+from optscan.core.models import SymbolReport
 from optscan.core.rules import Rules, select
 from optscan.core.sizing import size_rows
 from optscan.sources.base import Chain, Quote, SourceError

@@ -26,7 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from optscan.core.market import Clock
-from optscan.core.models import OK_STATUSES, Match, ScanResult
+from optscan.core.match import Match
+from optscan.core.models import OK_STATUSES, ScanResult
 from optscan.store.events import ScanEvents
 
 log = logging.getLogger(__name__)

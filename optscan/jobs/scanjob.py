@@ -24,7 +24,8 @@ import redis
 from optscan.applog import take_noise
 from optscan.core.book import Book, scan_symbols
 from optscan.core.market import format_et
-from optscan.core.models import ScanResult, Side
+from optscan.core.match import Side
+from optscan.core.models import ScanResult
 from optscan.core.rules import Rules
 from optscan.jobs import history
 from optscan.jobs.live import LiveScan

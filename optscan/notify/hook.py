@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from optscan.core.models import Match, ScanResult
+from optscan.core.match import Match
+from optscan.core.models import ScanResult
 from optscan.core.newness import contract_key
 from optscan.jobs.background import AfterScan, start_after_scan
 from optscan.notify.ledger import AlertLedger

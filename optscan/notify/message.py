@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from optscan.core.formatting import display
-from optscan.core.models import SIDE_WORDS, Match
+from optscan.core.match import SIDE_WORDS, Match
 
 TOP = 10  # matches listed in one message, best annualized return first
 

@@ -18,8 +18,6 @@ is an error, so that a fallback source is tried. 429 and 5xx are retried.
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from datetime import date
 from typing import Any
 
@@ -31,8 +29,8 @@ from .base import Chain, EmptyChain, Quote, RateLimited, SourceError, UnknownSym
 from .base import normalise_symbol as normalise
 from .cboedoc import CboeDocument, cboe_name, parse_cboe
 from .fetch import Fetcher
-from .policy import UNREACHABLE_AFTER, CircuitBreaker, FetchPolicy, Reachability
-from .quotesummary import CalendarEvents, with_events
+from .live import LiveSource
+from .policy import FetchPolicy
 from .session import PacedSession
 
 __all__ = ["CBOE_CDN", "CboeSource", "options_path"]
@@ -59,7 +57,7 @@ def _check(symbol: str, response: Any) -> CboeDocument:
     return parse_cboe(response.content, symbol)
 
 
-class CboeSource:
+class CboeSource(LiveSource):
     """Expirations, chains and quotes from Cboe's delayed-quotes documents, one per symbol.
 
     Each symbol's document is fetched once for the life of the source (one scan; failures are
@@ -81,12 +79,8 @@ class CboeSource:
         policy: FetchPolicy | None = None,
         memo: YahooMemo | None = None,
     ):
-        if session is not None and base_url is not None:
-            raise ValueError("pass base_url or a session, not both: base_url builds the session")
-        self.timeout = timeout
-        self.memo = memo
-        self.reachability = Reachability(
-            policy.unreachable_after if policy is not None else UNREACHABLE_AFTER
+        super().__init__(
+            session=session, base_url=base_url, timeout=timeout, policy=policy, memo=memo
         )
         if session is None:
             session = PacedSession(
@@ -98,16 +92,8 @@ class CboeSource:
             )
         self._session = session
         self._fetcher = Fetcher(session, timeout, policy, self.reachability, vendor=VENDOR)
-        self._guard = threading.Lock()
-        self._flights: dict[str, threading.Lock] = {}
         self._documents: dict[str, CboeDocument] = {}
-        self._calendars: dict[str, CalendarEvents | None] = {}
         self.requests = 0  # documents asked for, retries included
-
-    @property
-    def breaker(self) -> CircuitBreaker | None:
-        """Return the circuit breaker of this source's requests (None without a policy)."""
-        return self._fetcher.breaker
 
     def expirations(self, symbol: str) -> list[date]:
         """Return the symbol's listed expirations, nearest first."""
@@ -124,41 +110,22 @@ class CboeSource:
         chain = self.document(symbol).chain(expiration)
         if chain is None:
             raise EmptyChain(symbol, f"Cboe lists no contracts for {expiration}")
-        quote = self._dated(symbol, chain.quote)
-        return chain if quote is chain.quote else dataclasses.replace(chain, quote=quote)
+        return self._dated_chain(symbol, chain)
 
     def document(self, symbol: str) -> CboeDocument:
         """Return the symbol's parsed document, fetching it on first use."""
         symbol = normalise(symbol)
-        with self._flight(symbol):
-            found = self._documents.get(symbol)
-            if found is None:
-                try:
-                    _, found = self._fetch(symbol)
-                except UnknownSymbol as exc:
-                    if self.memo is not None:
-                        self.memo.mark_unknown(symbol, exc.message)
-                    raise
-                if self.memo is not None:
-                    self.memo.mark_known(symbol)
-                with self._guard:
-                    self._documents[symbol] = found
-            return found
+        return self._once(
+            symbol,
+            self._documents,
+            symbol,
+            lambda: self._noted(symbol, lambda: self._fetch(symbol)[1]),
+        )
 
     def fetch_raw(self, symbol: str) -> str:
         """Return Cboe's raw document for a symbol, checked, unmemoised (for recording)."""
         response, _ = self._fetch(normalise(symbol))
         return str(response.text)
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._session.close()
-
-    def __enter__(self) -> CboeSource:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _fetch(self, symbol: str) -> tuple[Any, CboeDocument]:
         url = f"{CBOE_CDN}{options_path(symbol)}"
@@ -169,28 +136,3 @@ class CboeSource:
             return self._session.get(url, timeout=self.timeout)
 
         return self._fetcher.fetch(symbol, send, _check)
-
-    def _dated(self, symbol: str, quote: Quote) -> Quote:
-        if self.memo is None:
-            return quote
-        with self._guard:
-            known = symbol in self._calendars
-            events = self._calendars.get(symbol)
-        if not known:
-            events = _events(self.memo.calendar(symbol))  # once per symbol and source
-            with self._guard:
-                self._calendars[symbol] = events
-        return quote if events is None else with_events(quote, events)
-
-    def _flight(self, symbol: str) -> threading.Lock:
-        with self._guard:
-            return self._flights.setdefault(symbol, threading.Lock())
-
-
-def _events(stored: str | None) -> CalendarEvents | None:
-    if stored is None:
-        return None
-    try:
-        return CalendarEvents.from_json(stored)
-    except (ValueError, TypeError, AttributeError):
-        return None  # unreadable: the Yahoo source will store it again

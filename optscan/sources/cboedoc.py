@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 import msgspec
 import numpy as np
@@ -252,26 +252,23 @@ def _as_of(
 
 def _new_york(symbol: str, text: str | None) -> datetime | None:
     """Return a last_trade_time (New York wall time, no zone) as an aware datetime."""
-    if text is None:
-        return None
-    try:
-        naive = datetime.fromisoformat(text)
-    except ValueError:
-        raise MalformedResponse(symbol, f"last_trade_time is not a time ({text!r})") from None
-    if naive.tzinfo is not None:
-        return naive
-    return naive.replace(tzinfo=NEW_YORK)
+    return _aware(symbol, "last_trade_time", text, NEW_YORK)
 
 
 def _utc(symbol: str, text: str | None) -> datetime | None:
     """Return the document's timestamp (UTC, no zone) as an aware datetime."""
+    return _aware(symbol, "timestamp", text, UTC)
+
+
+def _aware(symbol: str, name: str, text: str | None, zone: tzinfo) -> datetime | None:
+    """Return an ISO time the document wrote without a zone as one in the given zone."""
     if text is None:
         return None
     try:
-        naive = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedResponse(symbol, f"timestamp is not a time ({text!r})") from None
-    return naive if naive.tzinfo is not None else naive.replace(tzinfo=UTC)
+        raise MalformedResponse(symbol, f"{name} is not a time ({text!r})") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 def _describe(skipped: Counter[str]) -> str:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from optscan.core.models import Side
+from optscan.core.match import Side
 
 __all__ = ["INDEX_ROOTS", "OccReader", "OccSymbol", "occ_parts", "parse_occ", "roots_of"]
 

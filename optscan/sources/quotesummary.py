@@ -51,6 +51,16 @@ class CalendarEvents:
         )
 
 
+def stored_events(text: str | None) -> CalendarEvents | None:
+    """Return the events a memo stored with to_json(), or None when none or unreadable."""
+    if text is None:
+        return None
+    try:
+        return CalendarEvents.from_json(text)
+    except (ValueError, TypeError, AttributeError):
+        return None  # an unreadable entry is asked Yahoo for again
+
+
 NO_EVENTS = CalendarEvents()
 
 

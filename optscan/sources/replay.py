@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from .base import Chain, EmptyChain, MalformedResponse, NoOptions, Quote, SourceError
 from .cboedoc import CboeDocument, parse_cboe
 from .v7 import V7Answer, normalise_symbol, parse_v7
+
+T = TypeVar("T")
 
 __all__ = ["CBOE_FILE", "NO_DATE_FILE", "ReplaySource", "recording_name"]
 
@@ -145,30 +149,25 @@ class ReplaySource:
             document = self._documents.get(path)
         if document is not None or not path.is_file():
             return document
+        return self._parse(symbol, path, parse_cboe, self._documents)
+
+    def _answer(self, symbol: str, path: Path) -> V7Answer:
+        with self._lock:
+            answer = self._answers.get(path)
+        return answer if answer is not None else self._parse(symbol, path, parse_v7, self._answers)
+
+    def _parse(
+        self, symbol: str, path: Path, parse: Callable[[bytes, str], T], kept: dict[Path, T]
+    ) -> T:
+        """Return a recorded file parsed, kept for the next asker; errors name the file."""
         try:
             body = path.read_bytes()
         except OSError as exc:
             raise SourceError(symbol, f"cannot read {path}: {exc.strerror}") from exc
         try:
-            document = parse_cboe(body, symbol)
+            parsed = parse(body, symbol)
         except SourceError as exc:
             raise exc.reworded(f"{path}: {exc.message}") from exc
         with self._lock:
-            self._documents[path] = document
-        return document
-
-    def _answer(self, symbol: str, path: Path) -> V7Answer:
-        with self._lock:
-            answer = self._answers.get(path)
-        if answer is None:
-            try:
-                body = path.read_bytes()
-            except OSError as exc:
-                raise SourceError(symbol, f"cannot read {path}: {exc.strerror}") from exc
-            try:
-                answer = parse_v7(body, symbol)
-            except SourceError as exc:
-                raise type(exc)(symbol, f"{path}: {exc.message}") from exc
-            with self._lock:
-                self._answers[path] = answer
-        return answer
+            kept[path] = parsed
+        return parsed

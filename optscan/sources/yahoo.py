@@ -23,9 +23,7 @@ the symbols Yahoo does not know, for the watchlist page.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -46,8 +44,9 @@ from .base import (
     UnknownSymbol,
 )
 from .fetch import Fetcher, RateLimitedAnswer
-from .policy import UNREACHABLE_AFTER, CircuitBreaker, FetchPolicy, Reachability
-from .quotesummary import CalendarEvents, parse_calendar_events, with_events
+from .live import LiveSource
+from .policy import FetchPolicy
+from .quotesummary import CalendarEvents, parse_calendar_events, stored_events
 from .v7 import (
     V7Answer,
     V7Result,
@@ -155,7 +154,7 @@ def _error_detail(response: Any) -> str:
         return ""
 
 
-class YahooSource:
+class YahooSource(LiveSource):
     """Expirations, chains and quotes fetched live from Yahoo through yfinance's HTTP client.
 
     The answer without a date (expirations, quote and the nearest chain) and every chain are
@@ -181,17 +180,13 @@ class YahooSource:
         policy: FetchPolicy | None = None,
         memo: YahooMemo | None = None,
     ):
-        if session is not None and base_url is not None:
-            raise ValueError("pass base_url or a session, not both: base_url builds the session")
+        super().__init__(
+            session=session, base_url=base_url, timeout=timeout, policy=policy, memo=memo
+        )
         if session is not None and policy is not None and policy.limiter is not None:
             raise ValueError("a policy's limiter paces the session the source builds, not yours")
         use_cache_dir(Path(cache_dir))
-        self.timeout = timeout
         self.policy = policy
-        self.memo = memo
-        self.reachability = Reachability(
-            policy.unreachable_after if policy is not None else UNREACHABLE_AFTER
-        )
         if session is None:
             session = YahooSession(
                 base_url,
@@ -212,16 +207,8 @@ class YahooSource:
             unreachable_vendor="Yahoo Finance",
             client="yfinance",
         )
-        self._guard = threading.Lock()
-        self._flights: dict[tuple, threading.Lock] = {}
         self._listings: dict[str, V7Answer] = {}
         self._chains: dict[tuple[str, date], Chain] = {}
-        self._calendars: dict[str, CalendarEvents | None] = {}
-
-    @property
-    def breaker(self) -> CircuitBreaker | None:
-        """Return the circuit breaker of this source's requests (None without a policy)."""
-        return self._fetcher.breaker
 
     def expirations(self, symbol: str) -> list[date]:
         """Return the symbol's listed expirations, nearest first."""
@@ -239,30 +226,17 @@ class YahooSource:
     def chain(self, symbol: str, expiration: date) -> Chain:
         """Return one expiration's chain, reusing the nearest one from the first answer."""
         symbol = normalise_symbol(symbol)
-        with self._flight(("chain", symbol, expiration)):
-            chain = self._chains.get((symbol, expiration))
-            if chain is None:
-                chain = self._fetch_chain(symbol, expiration)
-                with self._guard:
-                    self._chains[(symbol, expiration)] = chain
-        quote = self._dated(symbol, chain.quote)
-        return chain if quote is chain.quote else dataclasses.replace(chain, quote=quote)
+        key = (symbol, expiration)
+        chain = self._once(
+            ("chain", *key), self._chains, key, lambda: self._fetch_chain(symbol, expiration)
+        )
+        return self._dated_chain(symbol, chain)
 
     def fetch_raw(self, symbol: str, epoch: int | None) -> str:
         """Return Yahoo's raw v7 body for a symbol (and expiration epoch), checked, unmemoised."""
         symbol = normalise_symbol(symbol)
         response, _ = self._fetch(symbol, options_url(symbol, epoch), None, _check_v7)
         return str(response.text)
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self._session.close()
-
-    def __enter__(self) -> YahooSource:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _fetch_chain(self, symbol: str, expiration: date) -> Chain:
         answer = self._download(symbol, expiration_epoch(expiration))
@@ -280,23 +254,17 @@ class YahooSource:
         return chain
 
     def _listing(self, symbol: str) -> V7Answer:
-        with self._flight(("listing", symbol)):
-            listing = self._listings.get(symbol)
-            if listing is None:
-                try:
-                    listing = self._download(symbol, None)
-                except UnknownSymbol as exc:
-                    if self.memo is not None:
-                        self.memo.mark_unknown(symbol, exc.message)
-                    raise
-                if self.memo is not None:
-                    self.memo.mark_known(symbol)
-                chain = listing.chain
-                with self._guard:
-                    self._listings[symbol] = listing
-                    if chain is not None and not (chain.calls.empty and chain.puts.empty):
-                        self._chains.setdefault((symbol, chain.expiration), chain)
-            return listing
+        return self._once(
+            ("listing", symbol), self._listings, symbol, lambda: self._first_answer(symbol)
+        )
+
+    def _first_answer(self, symbol: str) -> V7Answer:
+        listing = self._noted(symbol, lambda: self._download(symbol, None))
+        chain = listing.chain
+        if chain is not None and not (chain.calls.empty and chain.puts.empty):
+            with self._guard:
+                self._chains.setdefault((symbol, chain.expiration), chain)
+        return listing
 
     def _download(self, symbol: str, epoch: int | None) -> V7Answer:
         _, result = self._fetch(symbol, options_url(symbol, epoch), None, _check_v7)
@@ -308,10 +276,6 @@ class YahooSource:
         send = self._client.sender(url, params, self.timeout)
         return self._fetcher.fetch(symbol, send, check)
 
-    def _dated(self, symbol: str, quote: Quote) -> Quote:
-        events = self._calendar(symbol)
-        return quote if events is None else with_events(quote, events)
-
     def _calendar(self, symbol: str) -> CalendarEvents | None:
         # Once per source (a failure too: the scan goes on without the dates), once per
         # New York day through the memo.
@@ -321,7 +285,7 @@ class YahooSource:
         with self._flight(("calendar", symbol)):
             if symbol in self._calendars:
                 return self._calendars[symbol]
-            events = _from_json(memo.calendar(symbol))
+            events = stored_events(memo.calendar(symbol))
             if events is None:
                 try:
                     _, fetched = self._fetch(
@@ -335,18 +299,3 @@ class YahooSource:
             with self._guard:
                 self._calendars[symbol] = events
             return events
-
-    def _flight(self, key: tuple) -> threading.Lock:
-        # One lock per answer: the second asker for the same answer waits for the first
-        # (and then finds it memoised); different answers do not wait for each other.
-        with self._guard:
-            return self._flights.setdefault(key, threading.Lock())
-
-
-def _from_json(text: str | None) -> CalendarEvents | None:
-    if text is None:
-        return None
-    try:
-        return CalendarEvents.from_json(text)
-    except (ValueError, TypeError, AttributeError):
-        return None  # an unreadable entry is asked for again

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from optscan.core.ivrank import IvRank, iv_rank, trading_day, window_start
 from optscan.core.market import Clock, system_clock
-from optscan.core.models import OK_STATUSES, Match, ScanResult, SymbolReport
+from optscan.core.match import Match
+from optscan.core.models import OK_STATUSES, ScanResult, SymbolReport
 from optscan.store.sql.component import Component
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import redis
 
-from optscan.core.models import SIDES
+from optscan.core.match import SIDES
 from optscan.core.newness import contract_keys
 
 Group = dict[str, Any]

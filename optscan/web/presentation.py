@@ -13,7 +13,8 @@ from markupsafe import Markup
 from optscan.core.formatting import display, is_blank
 from optscan.core.ivrank import report_words
 from optscan.core.market import MarketCalendar, MarketStatus, format_et
-from optscan.core.models import by_symbol_return, failed_symbols, side_columns
+from optscan.core.match import by_symbol_return, side_columns
+from optscan.core.models import failed_symbols
 from optscan.core.wheel import CONTRACT_SIZE
 
 FLAG_INFO: dict[str, tuple[str, str, str]] = {

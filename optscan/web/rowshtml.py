@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from optscan.core.formatting import display
-from optscan.core.models import Column, Match
+from optscan.core.match import Column, Match
 from optscan.web.presentation import badge, sort_value
 
 _TEXT_KINDS = ("text", "date")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from optscan.core.models import SIDES
+from optscan.core.match import SIDES
 from optscan.core.rulefields import InvalidRule
 from optscan.extensions import services
 from optscan.web import rulesform

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from optscan.core.models import SIDE_WORDS
+from optscan.core.match import SIDE_WORDS
 from optscan.core.rulefields import (
     FORM_FIELDS,
     InvalidRule,

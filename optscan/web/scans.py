@@ -20,7 +20,7 @@ from flask import (
 
 from optscan.core.formatting import plain
 from optscan.core.market import NEW_YORK, format_et
-from optscan.core.models import COLUMNS, SIDE_WORDS, SIDES, Side
+from optscan.core.match import COLUMNS, SIDE_WORDS, SIDES, Side
 from optscan.core.rulefields import InvalidRule
 from optscan.core.rules import Rules
 from optscan.extensions import Services, services
