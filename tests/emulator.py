@@ -14,11 +14,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 CONTROL_PREFIX = "/_emulator/"  # the emulator's own endpoints, never recorded as hits
@@ -323,6 +323,17 @@ class Emulator:
     def _record(self, hit: Hit) -> None:
         with self._lock:
             self._hits.append(hit)
+
+
+E = TypeVar("E", bound=Emulator)
+
+
+def cleaned(emulator: E) -> Iterator[E]:
+    """Yield a shared emulator without faults or hits, and remove its faults afterwards."""
+    emulator.clear_faults()
+    emulator.reset_hits()
+    yield emulator
+    emulator.clear_faults()
 
 
 def parse_aliases(specs: list[str]) -> dict[str, str]:

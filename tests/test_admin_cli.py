@@ -11,7 +11,7 @@ import redis
 
 from optscan.cli import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE
 from optscan.store.redisserver import EmbeddedRedis
-from tests.faults import flask_command
+from tests.flaskrun import flask_command
 from tests.replaydirs import build_replay_dir
 from tests.servers import PROJECT_ROOT, child_environment
 

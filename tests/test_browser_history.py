@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -17,8 +15,9 @@ from optscan.core.market import NEW_YORK
 from optscan.core.models import ScanResult, SymbolReport
 from optscan.store.history import HistoryStore
 from optscan.store.watchlist import Watchlist
+from tests.flaskrun import run_flask
 from tests.replaydirs import build_replay_dir
-from tests.servers import PROJECT_ROOT, child_environment, gunicorn_server
+from tests.servers import child_environment, gunicorn_server
 from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = pytest.mark.slow
@@ -52,12 +51,7 @@ def seed(instance_path: Path, before: date) -> None:
 
 
 def cli_scan(env: dict[str, str]) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force", "--symbols", "AAPL",
-         "--json"],
-        capture_output=True, text=True, env=child_environment(env), cwd=PROJECT_ROOT,
-        timeout=120, check=False,
-    )  # fmt: skip
+    done = run_flask("scan", "--force", "--symbols", "AAPL", "--json", env=child_environment(env))
     assert done.returncode == 0, done.stderr
     assert "History:" not in done.stderr  # said only when the recording failed
     return json.loads(done.stdout)

@@ -13,7 +13,8 @@ import redis
 
 from optscan.config import DEFAULTS
 from optscan.store.watchlist import Watchlist
-from tests.faults import alias_names, flask_command, server_env, wait_for
+from tests.faults import alias_names, server_env, wait_for
+from tests.flaskrun import flask_command
 from tests.replaydirs import build_replay_dir
 from tests.servers import PROJECT_ROOT, child_environment
 from tests.yahoo_emulator import YahooEmulator
