@@ -15,6 +15,7 @@ from optscan.core.market import NEW_YORK
 from optscan.core.models import ScanResult, SymbolReport
 from optscan.store.history import HistoryStore
 from optscan.store.watchlist import Watchlist
+from tests.browsers import csp_reports, watched_page
 from tests.flaskrun import run_flask
 from tests.replaydirs import build_replay_dir
 from tests.servers import child_environment, gunicorn_server
@@ -113,15 +114,7 @@ def test_two_cli_scans_then_the_history_page_charts_every_point(
         status, refused = get_json(url, "/history.json?symbol=%3Cb%3E")
         assert status == 400 and "invalid symbol" in refused["error"]
 
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.add_init_script(
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " (window.__csp = window.__csp || [])"
-            ".push(e.violatedDirective + ' ' + e.blockedURI));"
-        )
+        page, problems = watched_page(browser, 1280, 1100)
         page.goto(f"{url}/")
         page.click("nav.topnav >> text=History")
         assert page.locator("nav.topnav a[aria-current=page]").inner_text() == "History"
@@ -152,6 +145,6 @@ def test_two_cli_scans_then_the_history_page_charts_every_point(
         page.locator('tbody.group[data-symbol="AAPL"] tr.group-head').screenshot(
             path=str(ARTIFACTS / "results-iv-rank.png")
         )
-        csp = page.evaluate("() => window.__csp || []")
+        csp = csp_reports(page)
         page.close()
     assert csp == [] and problems == []
