@@ -16,14 +16,8 @@ from vollib.black_scholes_merton.implied_volatility import implied_volatility as
 from optscan.store.lock import ScanLock
 from tests.clocks import FrozenClock
 from tests.flaskrun import run_flask, scan_env
-from tests.replaydirs import build_replay_dir
 
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-@pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
 
 
 def check_against_reference(matches: list[dict], root: Path, side: str) -> int:

@@ -15,16 +15,10 @@ from optscan.notify.message import match_line
 from optscan.store.results import ResultStore
 from tests.flaskrun import run_flask
 from tests.hooks import HookServer
-from tests.replaydirs import build_replay_dir
 
 PUBLIC = "https://optscan.example.org"
 # Wide rules: the AAPL recordings then give more than ten puts, so the top-10 cut shows.
 WIDE = ["scan", "--force", "--symbols", "AAPL", "--min-return", "0", "--max-delta", "0.5", "--json"]
-
-
-@pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
 
 
 @pytest.fixture

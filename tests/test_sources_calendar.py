@@ -112,11 +112,6 @@ def test_the_replay_source_has_no_ex_dividend_date(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
-
-
-@pytest.fixture(scope="module")
 def server(aapl_root: Path) -> Iterator[YahooEmulator]:
     with YahooEmulator(aapl_root, calendars=CALENDARS, aliases={"BLNK": "AAPL"}) as emulator:
         yield emulator

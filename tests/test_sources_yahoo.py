@@ -37,11 +37,6 @@ AUG15, AUG22, AUG29, SEP05 = (
 
 
 @pytest.fixture(scope="module")
-def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
-
-
-@pytest.fixture(scope="module")
 def premarket_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_replay_dir(tmp_path_factory.mktemp("premarket"), "premarket")
 
