@@ -110,3 +110,12 @@ def aapl_dir(tmp_path: Path) -> Path:
 def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a replay folder of AAPL's recordings shared by one module's tests."""
     return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
+
+
+@pytest.fixture
+def no_scan_left_running(redis_prefix: str, instance_path: Path) -> Iterator[None]:
+    """Wait for background scans before their Redis keys and instance folder are removed."""
+    from optscan.jobs.scanjob import wait_for_background_scans
+
+    yield
+    assert wait_for_background_scans(60), "a background scan did not end"  # a hang guard

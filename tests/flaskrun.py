@@ -1,10 +1,11 @@
-"""Run `flask --app optscan ...` as a real process, the way an operator or cron would."""
+"""Run `flask --app optscan ...` (as an operator or cron would) and Python snippets as processes."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,4 +38,18 @@ def scan_env(source: str, redis_url: str, redis_prefix: str, instance: Path) -> 
         REDIS_URL=redis_url,
         OPTSCAN_REDIS_PREFIX=redis_prefix,
         OPTSCAN_INSTANCE_PATH=str(instance),
+    )
+
+
+def run_python(
+    code: str, *args: str, timeout: float = 60, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python snippet in a fresh interpreter with the project importable."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+        check=check,
     )
