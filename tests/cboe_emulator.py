@@ -192,14 +192,7 @@ def _renamed(body: bytes, recorded: str, alias: str) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve a replay directory's Cboe documents until stdin closes, printing the base URL."""
-    run_main(
-        CboeEmulator,
-        argv,
-        prog="python -m tests.cboe_emulator",
-        description=main.__doc__,
-        root_help="replay directory (<root>/<SYMBOL>/cboe.json)",
-        latency_help="seconds per document",
-    )
+    run_main(CboeEmulator, argv, __spec__.name, "<root>/<SYMBOL>/cboe.json", "seconds per document")
 
 
 if __name__ == "__main__":

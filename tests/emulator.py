@@ -348,15 +348,13 @@ def parse_aliases(specs: list[str]) -> dict[str, str]:
 def run_main(
     factory: Callable[..., Emulator],
     argv: list[str] | None,
-    *,
-    prog: str,
-    description: str | None,
-    root_help: str,
+    module: str,
+    layout: str,
     latency_help: str,
 ) -> None:
-    """Serve a replay directory until stdin closes, printing the base URL first."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("root", type=Path, help=root_help)
+    """Serve a replay directory (laid out as `layout`) until stdin closes, printing the base URL."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=factory.__doc__)
+    parser.add_argument("root", type=Path, help=f"replay directory ({layout})")
     parser.add_argument("--latency", type=float, default=0.0, help=latency_help)
     parser.add_argument(
         "--alias",

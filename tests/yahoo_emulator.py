@@ -355,12 +355,7 @@ def _json(payload: dict) -> bytes:
 def main(argv: list[str] | None = None) -> None:
     """Serve a replay directory until stdin closes, printing the base URL first."""
     run_main(
-        YahooEmulator,
-        argv,
-        prog="python -m tests.yahoo_emulator",
-        description=main.__doc__,
-        root_help="replay directory (<root>/<SYMBOL>/<day>.json)",
-        latency_help="seconds per v7 answer",
+        YahooEmulator, argv, __spec__.name, "<root>/<SYMBOL>/<day>.json", "seconds per v7 answer"
     )
 
 
