@@ -33,6 +33,7 @@ from optscan.core.expiry import calendar_dte, years_to_expiry
 from optscan.core.market import MarketCalendar
 from optscan.core.rules import Rules
 from optscan.core.scan import ScanEnv, perform_scan
+from optscan.sources.base import OptionSource
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.replay import ReplaySource
 from optscan.store.ratelimit import RedisTokenBucket
@@ -45,6 +46,20 @@ OPTIONS_PREFIX = "/v7/finance/options/"
 CBOE_PREFIX = "/api/global/delayed_quotes/options/"
 RECORDED = "AAPL"  # every symbol is served from AAPL's recordings, renamed
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # the scans are forced; this only stamps them
+
+
+def scan_env(source: OptionSource, work: Path, workers: int) -> ScanEnv:
+    """Return the ScanEnv of a benchmark scan: default settings, an empty watchlist in `work`."""
+    return ScanEnv(
+        source=source,
+        watchlist=Watchlist(work / "watchlist.sqlite3", seed=()),
+        calendar=MarketCalendar(clock=lambda: NOW),
+        rules=Rules(),
+        risk_free_rate=DEFAULTS["RISK_FREE_RATE_PCT"] / 100,
+        wide_spread_pct=DEFAULTS["WIDE_SPREAD_PCT"],
+        clock=lambda: NOW,
+        concurrency=workers,
+    )
 
 
 @dataclass(frozen=True)
@@ -181,16 +196,7 @@ def run_optscan(
         source = CboeSource(base_url=base_url, policy=fetch_policy(limiter))
     else:
         source = YahooSource(work / "cache", base_url=base_url, policy=fetch_policy(limiter))
-    env = ScanEnv(
-        source=source,
-        watchlist=Watchlist(work / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(clock=lambda: NOW),
-        rules=Rules(),
-        risk_free_rate=DEFAULTS["RISK_FREE_RATE_PCT"] / 100,
-        wide_spread_pct=DEFAULTS["WIDE_SPREAD_PCT"],
-        clock=lambda: NOW,
-        concurrency=case.workers,
-    )
+    env = scan_env(source, work, case.workers)
     started = time.perf_counter()
     result = perform_scan(symbols, force=True, env=env)
     elapsed = time.perf_counter() - started

@@ -10,7 +10,7 @@ AccessDenied XML body (or, with unknown_symbol="404", a 404).
 Faults by path pattern and count: 429, 500, 404, 403 (S3's AccessDenied), blocked (a 403 HTML
 block page), html (200 with a web page), malformed (200 JSON of another shape), truncated (the
 body cut in half, properly framed), cut (the connection closed half-way through the body),
-hang. Holds (tests/yahoo_emulator.Hold) keep requests waiting until released; `aliases` serve
+hang. Holds (tests/emulator.Hold) keep requests waiting until released; `aliases` serve
 many symbols from one document, renamed, for scans of any size. Every request is recorded in
 `hits`.
 
@@ -21,26 +21,17 @@ Run in a process of its own for benchmarks: `python -m tests.cboe_emulator ROOT 
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
-import re
-import socket
-import sys
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from tests.yahoo_emulator import ANY, Fault, Hit, Hold, _Server
+from tests.emulator import Emulator, EmulatorHandler, Hit, run_main
 
 OPTIONS_PREFIX = "/api/global/delayed_quotes/options/"
-CONTROL_PREFIX = "/_emulator/"
 FAULT_KINDS = (
     "429", "500", "404", "403", "blocked", "html", "malformed", "truncated", "cut", "hang",
 )  # fmt: skip
@@ -52,207 +43,35 @@ BLOCK_PAGE = b"<html><head><title>Attention Required! | Cloudflare</title></head
 CHUNK = 16 * 1024
 
 
-class CboeEmulator:
-    """Serve a replay directory's cboe.json documents as Cboe's CDN on 127.0.0.1."""
-
-    def __init__(
-        self,
-        replay_root: Path,
-        *,
-        latency: float = 0.0,
-        unknown_symbol: str = "403",
-        aliases: Mapping[str, str] | None = None,
-        hang_seconds: float = 30.0,
-    ):
-        if unknown_symbol not in ("403", "404"):
-            raise ValueError("unknown_symbol must be '403' or '404'")
-        self.root = Path(replay_root)
-        self.latency = latency
-        self.unknown_symbol = unknown_symbol
-        self.hang_seconds = hang_seconds
-        # alias -> recorded symbol whose document it gets, every symbol in it rewritten
-        self.aliases = {a.upper(): t.upper() for a, t in (aliases or {}).items()}
-        self._lock = threading.Lock()
-        self._bodies: dict[str, bytes | None] = {}
-        self._gzipped: dict[bytes, bytes] = {}  # body -> its gzip encoding, as a CDN caches it
-        self._faults: list[Fault] = []
-        self._holds: list[Hold] = []
-        self._hits: list[Hit] = []
-        self.gzipped = 0  # answers sent gzip-encoded (the client asked for it)
-        self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> CboeEmulator:
-        """Start serving on an ephemeral port."""
-        emulator = self
-
-        class Handler(_Handler):
-            owner = emulator
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving and release any hung or held request."""
-        self._closing.set()
-        with self._lock:
-            holds = list(self._holds)
-        for hold in holds:
-            hold.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> CboeEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def base_url(self) -> str:
-        """Return http://127.0.0.1:<port>, what CboeSource(base_url=...) takes."""
-        assert self._server is not None, "start() the emulator first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def inject(self, kind: str, *, path: str = OPTIONS_PREFIX, times: int | None = None) -> Fault:
-        """Serve `kind` to matching requests (`times` of them, or all while it is in place)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}: expected one of {FAULT_KINDS}")
-        fault = Fault(kind, re.compile(path), ANY, times)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def hold(self, path: str = OPTIONS_PREFIX, *, until: int | None = None) -> Hold:
-        """Keep matching requests waiting until the returned Hold is released."""
-        hold = Hold(path, ANY, until)
-        with self._lock:
-            self._holds.append(hold)
-        return hold
-
-    @property
-    def hits(self) -> list[Hit]:
-        """Return a copy of the requests received so far."""
-        with self._lock:
-            return list(self._hits)
-
-    def count(self, path: str | None = None) -> int:
-        """Return how many requests had exactly this path (any if None)."""
-        return sum(1 for hit in self.hits if path is None or hit.path == path)
-
-    def reset(self) -> None:
-        """Forget the requests received and the faults injected."""
-        with self._lock:
-            self._hits.clear()
-            self._faults.clear()
-
-    def document(self, name: str) -> bytes | None:
-        """Return the (renamed) recorded document for a Cboe name (_SPX, AAPL), or None."""
-        symbol = name.upper().lstrip("_")
-        with self._lock:
-            if symbol in self._bodies:
-                return self._bodies[symbol]
-        recorded = self.aliases.get(symbol, symbol)
-        path = next(
-            (
-                self.root / folder / "cboe.json"
-                for folder in (recorded, f"^{recorded}", recorded.replace(".", "-"))
-                if (self.root / folder / "cboe.json").is_file()
-            ),
-            None,
-        )
-        body = None if path is None else path.read_bytes()
-        if body is not None and recorded != symbol:
-            body = _renamed(body, recorded, symbol)
-        with self._lock:
-            self._bodies[symbol] = body
-        return body
-
-    def _take_fault(self, path: str) -> str | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(path, None):
-                    fault.fired += 1
-                    return fault.kind
-        return None
-
-    def _hold_for(self, path: str) -> Hold | None:
-        with self._lock:
-            return next((h for h in self._holds if h.matches(path, None)), None)
-
-
-def _renamed(body: bytes, recorded: str, alias: str) -> bytes:
-    payload = json.loads(body)
-    payload["symbol"] = alias
-    data = payload["data"]
-    data["symbol"] = alias
-    for option in data.get("options", []):
-        name = option["option"]
-        if name.startswith(recorded):
-            option["option"] = alias + name[len(recorded) :]
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EmulatorHandler):
     owner: CboeEmulator
-    protocol_version = "HTTP/1.1"
     server_version = "CboeEmulator/1"
-    wbufsize = 64 * 1024
-
-    def setup(self) -> None:
-        """Disable Nagle's algorithm on the connection."""
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     def do_GET(self) -> None:
         """Answer one request as the CDN would, after any hold, latency and fault."""
         owner = self.owner
         arrived = time.monotonic()
         path = urlsplit(self.path).path
-        if path == CONTROL_PREFIX + "hits":
-            body = json.dumps({"hits": [asdict(hit) for hit in owner.hits]}).encode()
-            self._send(200, body, "application/json")
+        if self._answered_control(path):
             return
-        hold = owner._hold_for(path)
+        hold = owner._hold_for(path, None)
         if hold is not None:
             hold.wait_here(path, None)
         if owner.latency and owner._closing.wait(owner.latency):
             return
-        fault = owner._take_fault(path)
+        fault = owner._take_fault(path, None)
         hit = Hit(path, None, None, -1, fault, arrived)
-        with owner._lock:
-            owner._hits.append(hit)
+        owner._record(hit)
         self._hit = hit
         try:
             hit.status = self._answer(path, fault)
         finally:
             self._hit = None
 
-    def do_POST(self) -> None:
-        """Answer POST /_emulator/reset."""
-        if urlsplit(self.path).path == CONTROL_PREFIX + "reset":
-            self.owner.reset()
-            self._send(200, b'{"reset": true}', "application/json")
-        else:
-            self._send(404, b"Not Found", "text/plain")
-
     def _answer(self, path: str, fault: str | None) -> int:
         owner = self.owner
         if fault == "hang":
-            owner._closing.wait(owner.hang_seconds)
-            self.close_connection = True
-            return 0
+            return self._hang()
         if fault in ("429", "500", "404"):
             return self._send(int(fault), f"HTTP {fault}".encode(), "text/plain")
         if fault == "403":
@@ -308,20 +127,72 @@ class _Handler(BaseHTTPRequestHandler):
         return status
 
 
+class CboeEmulator(Emulator):
+    """Serve a replay directory's cboe.json documents as Cboe's CDN on 127.0.0.1."""
+
+    FAULT_KINDS = FAULT_KINDS
+    OPTIONS_PREFIX = OPTIONS_PREFIX
+    handler = _Handler
+
+    def __init__(
+        self,
+        replay_root: Path,
+        *,
+        latency: float = 0.0,
+        unknown_symbol: str = "403",
+        aliases: Mapping[str, str] | None = None,
+        hang_seconds: float = 30.0,
+    ):
+        if unknown_symbol not in ("403", "404"):
+            raise ValueError("unknown_symbol must be '403' or '404'")
+        super().__init__(hang_seconds=hang_seconds)
+        self.root = Path(replay_root)
+        self.latency = latency
+        self.unknown_symbol = unknown_symbol
+        # alias -> recorded symbol whose document it gets, every symbol in it rewritten
+        self.aliases = {a.upper(): t.upper() for a, t in (aliases or {}).items()}
+        self._bodies: dict[str, bytes | None] = {}
+        self._gzipped: dict[bytes, bytes] = {}  # body -> its gzip encoding, as a CDN caches it
+        self.gzipped = 0  # answers sent gzip-encoded (the client asked for it)
+
+    def document(self, name: str) -> bytes | None:
+        """Return the (renamed) recorded document for a Cboe name (_SPX, AAPL), or None."""
+        symbol = name.upper().lstrip("_")
+        with self._lock:
+            if symbol in self._bodies:
+                return self._bodies[symbol]
+        recorded = self.aliases.get(symbol, symbol)
+        path = next(
+            (
+                self.root / folder / "cboe.json"
+                for folder in (recorded, f"^{recorded}", recorded.replace(".", "-"))
+                if (self.root / folder / "cboe.json").is_file()
+            ),
+            None,
+        )
+        body = None if path is None else path.read_bytes()
+        if body is not None and recorded != symbol:
+            body = _renamed(body, recorded, symbol)
+        with self._lock:
+            self._bodies[symbol] = body
+        return body
+
+
+def _renamed(body: bytes, recorded: str, alias: str) -> bytes:
+    payload = json.loads(body)
+    payload["symbol"] = alias
+    data = payload["data"]
+    data["symbol"] = alias
+    for option in data.get("options", []):
+        name = option["option"]
+        if name.startswith(recorded):
+            option["option"] = alias + name[len(recorded) :]
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve a replay directory's Cboe documents until stdin closes, printing the base URL."""
-    parser = argparse.ArgumentParser(prog="python -m tests.cboe_emulator", description=main.__doc__)
-    parser.add_argument("root", type=Path, help="replay directory (<root>/<SYMBOL>/cboe.json)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per document")
-    parser.add_argument("--alias", action="append", default=[], metavar="RECORDED=A,B,...")
-    args = parser.parse_args(argv)
-    aliases = {}
-    for spec in args.alias:
-        recorded, _, names = spec.partition("=")
-        aliases.update({name: recorded for name in names.split(",") if name})
-    with CboeEmulator(args.root, latency=args.latency, aliases=aliases) as server:
-        print(server.base_url, flush=True)
-        sys.stdin.read()
+    run_main(CboeEmulator, argv, __spec__.name, "<root>/<SYMBOL>/cboe.json", "seconds per document")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import redis
 from optscan.store.redisserver import EmbeddedRedis
 from tests.clocks import FrozenClock
 from tests.databases import database, postgres_url
+from tests.replaydirs import build_replay_dir
 
 __all__ = ["database", "postgres_url"]  # fixtures shared with every test module
 
@@ -97,3 +98,24 @@ def make_app(redis_url: str, redis_prefix: str, instance_path: Path, clock: Froz
         return create_app(base)
 
     return factory
+
+
+@pytest.fixture
+def aapl_dir(tmp_path: Path) -> Path:
+    """Return a replay folder of AAPL's recordings private to one test."""
+    return build_replay_dir(tmp_path / "replay", "aapl")
+
+
+@pytest.fixture(scope="module")
+def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a replay folder of AAPL's recordings shared by one module's tests."""
+    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
+
+
+@pytest.fixture
+def no_scan_left_running(redis_prefix: str, instance_path: Path) -> Iterator[None]:
+    """Wait for background scans before their Redis keys and instance folder are removed."""
+    from optscan.jobs.scanjob import wait_for_background_scans
+
+    yield
+    assert wait_for_background_scans(60), "a background scan did not end"  # a hang guard

@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -394,8 +393,3 @@ def server_env(**extra: str) -> dict[str, str]:
     env = {"OPTSCAN_SECRET_KEY": SECRET_KEY, **UNPACED}
     env.update(extra)
     return env
-
-
-def flask_command(*args: str) -> list[str]:
-    """Return the argv of `flask --app optscan ARGS` run with this interpreter."""
-    return [sys.executable, "-m", "flask", "--app", "optscan", *args]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from optscan.sources.base import CHAIN_COLUMNS
 from optscan.sources.replay import recording_name
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "yahoo-v7"
@@ -116,3 +120,17 @@ def cboe_body_from_v7(root: Path, symbol: str, front: str) -> bytes:
         },
     }
     return json.dumps(payload).encode()
+
+
+def assert_frame_is_contracts(frame: pd.DataFrame, contracts: list[dict]) -> None:
+    """Assert a chain side's frame holds exactly the recorded contracts, column by column."""
+    assert tuple(frame.columns) == CHAIN_COLUMNS
+    assert len(frame) == len(contracts)
+    for row, contract in zip(frame.itertuples(index=False), contracts, strict=True):
+        assert row.contractSymbol == contract["contractSymbol"]
+        for column in CHAIN_COLUMNS[1:]:
+            value = getattr(row, column)
+            if column in contract:
+                assert value == contract[column], (contract["contractSymbol"], column)
+            else:
+                assert math.isnan(value), (contract["contractSymbol"], column)

@@ -11,9 +11,9 @@ import redis
 
 from optscan.cli import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE
 from optscan.store.redisserver import EmbeddedRedis
-from tests.faults import flask_command
+from tests.flaskrun import run_flask
 from tests.replaydirs import build_replay_dir
-from tests.servers import PROJECT_ROOT, child_environment
+from tests.servers import child_environment
 
 PASSWORD = "correct horse battery"
 
@@ -57,15 +57,7 @@ def flask(instance: Path, replay: Path, *args: str) -> subprocess.CompletedProce
     env = child_environment(
         {"OPTSCAN_INSTANCE_PATH": str(instance), "OPTSCAN_SOURCE": f"replay:{replay}"}
     )
-    return subprocess.run(
-        flask_command(*args),
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_flask(*args, env=env)
 
 
 def alive(pid: int) -> bool:

@@ -4,18 +4,14 @@ the app, each written once; yfinance's lines folded into the scan's own line."""
 from __future__ import annotations
 
 import logging
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from optscan.applog import configure_logging, take_noise
+from tests.flaskrun import run_flask, scan_env
 from tests.replaydirs import build_replay_dir
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_configuring_twice_keeps_one_handler(make_app) -> None:
@@ -49,18 +45,9 @@ def test_yfinance_lines_are_counted_not_written(capsys: pytest.CaptureFixture[st
 def test_flask_scan_logs_its_start_and_end_once(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
-    env = dict(
-        os.environ,
-        OPTSCAN_SOURCE=f"replay:{build_replay_dir(tmp_path / 'replay', 'aapl')}",
-        REDIS_URL=redis_url,
-        OPTSCAN_REDIS_PREFIX=redis_prefix,
-        OPTSCAN_INSTANCE_PATH=str(tmp_path / "instance"),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force",
-         "--symbols", "AAPL,NOPE"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+    source = f"replay:{build_replay_dir(tmp_path / 'replay', 'aapl')}"
+    env = scan_env(source, redis_url, redis_prefix, tmp_path / "instance")
+    proc = run_flask("scan", "--force", "--symbols", "AAPL,NOPE", env=env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     started = [line for line in lines if "optscan.jobs.scanjob" in line and " started: " in line]

@@ -6,7 +6,6 @@ import http.client
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -16,6 +15,7 @@ import redis
 from optscan.store.events import ScanEvents
 from optscan.store.results import ResultStore
 from optscan.store.watchlist import Watchlist
+from tests.browsers import csp_reports, watched_page
 from tests.hooks import HookServer
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server
@@ -74,13 +74,6 @@ def serve(tmp_path: Path, instance_path: Path, redis_url: str, redis_prefix: str
         return yahoo, env
 
     return start
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def get(url, path: str) -> tuple[int, str, str | None]:
@@ -173,15 +166,7 @@ def test_the_risk_return_chart_holds_one_point_per_row(browser, serve) -> None: 
     with HookServer() as hook:
         yahoo, env = serve(hook, latency=0.2)
         with yahoo, gunicorn_server({**env, "OPTSCAN_SOURCE": f"yahoo:{yahoo.base_url}"}) as url:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.add_init_script(
-                "document.addEventListener('securitypolicyviolation', e =>"
-                " (window.__csp = window.__csp || [])"
-                ".push(e.violatedDirective + ' ' + e.blockedURI));"
-            )
+            page, problems = watched_page(browser, 1280, 1000)
             page.goto(url)
             before = page.evaluate(CHART_STATE)
             assert before["rows"] == 0 and before["hidden"] is True
@@ -271,7 +256,7 @@ def test_the_risk_return_chart_holds_one_point_per_row(browser, serve) -> None: 
                 }"""
             )
             assert drawn == {"points": 9, "axes": ["x", "y", "y2"]}
-            csp = page.evaluate("() => window.__csp || []")
+            csp = csp_reports(page)
             seen_problems = list(problems)
             # The watch works: an inline script is refused, and reported.
             page.evaluate(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -17,8 +15,10 @@ from optscan.core.market import NEW_YORK
 from optscan.core.models import ScanResult, SymbolReport
 from optscan.store.history import HistoryStore
 from optscan.store.watchlist import Watchlist
+from tests.browsers import csp_reports, watched_page
+from tests.flaskrun import run_flask
 from tests.replaydirs import build_replay_dir
-from tests.servers import PROJECT_ROOT, child_environment, gunicorn_server
+from tests.servers import child_environment, gunicorn_server
 from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = pytest.mark.slow
@@ -52,12 +52,7 @@ def seed(instance_path: Path, before: date) -> None:
 
 
 def cli_scan(env: dict[str, str]) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force", "--symbols", "AAPL",
-         "--json"],
-        capture_output=True, text=True, env=child_environment(env), cwd=PROJECT_ROOT,
-        timeout=120, check=False,
-    )  # fmt: skip
+    done = run_flask("scan", "--force", "--symbols", "AAPL", "--json", env=child_environment(env))
     assert done.returncode == 0, done.stderr
     assert "History:" not in done.stderr  # said only when the recording failed
     return json.loads(done.stdout)
@@ -119,15 +114,7 @@ def test_two_cli_scans_then_the_history_page_charts_every_point(
         status, refused = get_json(url, "/history.json?symbol=%3Cb%3E")
         assert status == 400 and "invalid symbol" in refused["error"]
 
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.add_init_script(
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " (window.__csp = window.__csp || [])"
-            ".push(e.violatedDirective + ' ' + e.blockedURI));"
-        )
+        page, problems = watched_page(browser, 1280, 1100)
         page.goto(f"{url}/")
         page.click("nav.topnav >> text=History")
         assert page.locator("nav.topnav a[aria-current=page]").inner_text() == "History"
@@ -158,6 +145,6 @@ def test_two_cli_scans_then_the_history_page_charts_every_point(
         page.locator('tbody.group[data-symbol="AAPL"] tr.group-head').screenshot(
             path=str(ARTIFACTS / "results-iv-rank.png")
         )
-        csp = page.evaluate("() => window.__csp || []")
+        csp = csp_reports(page)
         page.close()
     assert csp == [] and problems == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,15 +15,9 @@ from vollib.black_scholes_merton.implied_volatility import implied_volatility as
 
 from optscan.store.lock import ScanLock
 from tests.clocks import FrozenClock
-from tests.replaydirs import build_replay_dir
+from tests.flaskrun import run_flask, scan_env
 
-ROOT = Path(__file__).resolve().parent.parent
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-@pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
 
 
 def check_against_reference(matches: list[dict], root: Path, side: str) -> int:
@@ -178,10 +170,7 @@ def test_watchlist_commands(make_app) -> None:
 @pytest.mark.slow
 def test_bad_config_is_a_clear_error_at_start_up(tmp_path: Path, redis_url: str) -> None:
     env = dict(os.environ, OPTSCAN_PUT_MAX_DELTA="2", OPTSCAN_INSTANCE_PATH=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+    proc = run_flask("scan", "--force", env=env)
     assert proc.returncode == 2
     assert "OPTSCAN_PUT_MAX_DELTA must be at most 1" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -191,18 +180,8 @@ def test_bad_config_is_a_clear_error_at_start_up(tmp_path: Path, redis_url: str)
 def test_scan_as_a_real_process(
     aapl_dir: Path, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    env = dict(
-        os.environ,
-        OPTSCAN_SOURCE=f"replay:{aapl_dir}",
-        REDIS_URL=redis_url,
-        OPTSCAN_REDIS_PREFIX=redis_prefix,
-        OPTSCAN_INSTANCE_PATH=str(tmp_path / "instance"),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force", "--symbols", "AAPL",
-         "--json"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+    env = scan_env(f"replay:{aapl_dir}", redis_url, redis_prefix, tmp_path / "instance")
+    proc = run_flask("scan", "--force", "--symbols", "AAPL", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)
     assert check_against_reference(body["matches"], aapl_dir, "put") == len(body["matches"]) > 0

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cboe_emulator import CboeEmulator
+from tests.flaskrun import run_flask, scan_env
 from tests.replaydirs import CBOE_AAPL, build_cboe_dir, build_replay_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 CBOE = {o["option"]: o for o in json.loads(CBOE_AAPL.read_bytes())["data"]["options"]}
 
 
@@ -35,18 +32,8 @@ def test_done_when_a_replayed_cboe_scan_as_a_real_process(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     root = build_cboe_dir(tmp_path / "replay")
-    env = dict(
-        os.environ,
-        OPTSCAN_SOURCE=f"replay:{root}",
-        REDIS_URL=redis_url,
-        OPTSCAN_REDIS_PREFIX=redis_prefix,
-        OPTSCAN_INSTANCE_PATH=str(tmp_path / "instance"),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force", "--symbols", "AAPL",
-         "--json"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+    env = scan_env(f"replay:{root}", redis_url, redis_prefix, tmp_path / "instance")
+    proc = run_flask("scan", "--force", "--symbols", "AAPL", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     assert_cboe_rows(json.loads(proc.stdout))
 

@@ -13,27 +13,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from optscan.config import ConfigError, default_config, load_settings
-from optscan.core.market import MarketCalendar
-from optscan.core.rules import Rules
 from optscan.core.scan import ScanEnv, ScanResult, perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.replay import ReplaySource
 from optscan.sources.yahoo import YahooSource
 from optscan.store.ratelimit import LocalTokenBucket
 from optscan.store.results import ResultStore
-from optscan.store.watchlist import Watchlist
 from tests.childlines import ChildLines
 from tests.replaydirs import build_replay_dir
+from tests.scanenv import make_scan_env
 from tests.yahoo_emulator import DATED, OPTIONS_PREFIX, YahooEmulator
 
 REPO = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # scans are forced: the clock only stamps
 PER_SYMBOL = 5  # v7 requests per AAPL-recorded symbol: the first answer + 4 expirations
 HANG_GUARD_S = 120.0  # fetch timeout: answers held back by a test must not time out
 
@@ -52,17 +48,7 @@ def names(prefix: str, count: int) -> list[str]:
 
 
 def make_env(source, tmp_path: Path, concurrency: int, store=None) -> ScanEnv:
-    return ScanEnv(
-        source=source,
-        watchlist=Watchlist(tmp_path / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(clock=lambda: NOW),
-        rules=Rules(),
-        risk_free_rate=0.045,
-        wide_spread_pct=50.0,
-        clock=lambda: NOW,
-        store=store,
-        concurrency=concurrency,
-    )
+    return make_scan_env(source, tmp_path / "watchlist.sqlite3", concurrency, store)
 
 
 @pytest.fixture
@@ -265,37 +251,24 @@ from gevent import monkey
 monkey.patch_all()
 
 import json, sys, time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import gevent
 import redis
 
-from optscan.core.market import MarketCalendar
 from optscan.store.ratelimit import RedisTokenBucket
-from optscan.core.rules import Rules
-from optscan.core.scan import ScanEnv, perform_scan
+from optscan.core.scan import perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.yahoo import YahooSource
-from optscan.store.watchlist import Watchlist
+from tests.scanenv import make_scan_env
 
 base_url, redis_url, key, work, every = sys.argv[1:6]
 symbols = sys.argv[6].split(",")
-now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 limiter = RedisTokenBucket(redis.Redis.from_url(redis_url), key, 500.0, 50)
 source = YahooSource(
     Path(work) / "cache", base_url=base_url, timeout=120, policy=FetchPolicy(limiter=limiter)
 )
-env = ScanEnv(
-    source=source,
-    watchlist=Watchlist(Path(work) / "watchlist.sqlite3", seed=()),
-    calendar=MarketCalendar(clock=lambda: now),
-    rules=Rules(),
-    risk_free_rate=0.045,
-    wide_spread_pct=50.0,
-    clock=lambda: now,
-    concurrency=12,
-)
+env = make_scan_env(source, Path(work) / "watchlist.sqlite3", concurrency=12)
 source.fetch_raw("AAPL", None)  # cookie and crumb first (AAPL is not held)
 
 def tick():

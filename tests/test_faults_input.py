@@ -15,7 +15,6 @@ import re
 import string
 import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
@@ -24,7 +23,6 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from optscan.core.scan import perform_scan
-from optscan.jobs.scanjob import wait_for_background_scans
 from tests.faults import SECRET_KEY
 from tests.replaydirs import build_replay_dir
 
@@ -73,11 +71,7 @@ def valid_note(raw: str) -> bool:
     return len(note) <= NOTE_MAX and not any(ord(c) < 32 or ord(c) == 127 for c in note)
 
 
-@pytest.fixture(autouse=True)
-def _no_scan_left_running(redis_prefix: str, instance_path: Path) -> Iterator[None]:
-    """Wait for a scan a request may have started before its keys and folder are removed."""
-    yield
-    assert wait_for_background_scans(15), "a background scan did not end"
+pytestmark = pytest.mark.usefixtures("no_scan_left_running")
 
 
 @pytest.fixture

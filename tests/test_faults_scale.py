@@ -8,18 +8,17 @@ import os
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from optscan.core.market import MarketCalendar
-from optscan.core.rules import Rules
-from optscan.core.scan import ScanEnv, perform_scan
+from optscan.core.scan import perform_scan
 from optscan.sources.replay import ReplaySource
 from optscan.store.watchlist import Watchlist
-from tests.faults import alias_names, flask_command, server_env
+from tests.faults import alias_names, server_env
+from tests.flaskrun import flask_command
 from tests.replaydirs import build_replay_dir
+from tests.scanenv import make_scan_env
 from tests.servers import PROJECT_ROOT
 from tests.yahoo_emulator import OPTIONS_PREFIX, YahooEmulator
 
@@ -31,16 +30,7 @@ CONCURRENCY = 16
 
 def reference_matches(recordings: Path, tmp_path: Path) -> tuple[list[dict], int]:
     """Return AAPL's put matches from the recordings read directly, and its expiration count."""
-    now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
-    env = ScanEnv(
-        source=ReplaySource(recordings),
-        watchlist=Watchlist(tmp_path / "reference.sqlite3", seed=()),
-        calendar=MarketCalendar(clock=lambda: now),
-        rules=Rules(),
-        risk_free_rate=0.045,  # the default OPTSCAN_RISK_FREE_RATE_PCT, as a fraction
-        wide_spread_pct=50.0,
-        clock=lambda: now,
-    )
+    env = make_scan_env(ReplaySource(recordings), tmp_path / "reference.sqlite3")
     result = perform_scan(["AAPL"], "put", True, env=env)
     assert result.success and result.matches
     return result.matches, len(result.symbols["AAPL"].expirations)

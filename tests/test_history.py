@@ -20,7 +20,6 @@ from optscan.core.models import ScanResult, SymbolReport
 from optscan.store.history import HistoryStore
 from optscan.web.liverows import RowRenderer
 from tests.clocks import FrozenClock
-from tests.replaydirs import build_replay_dir
 
 T0 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # Mon 11:00 ET
 
@@ -175,11 +174,6 @@ def test_pruning_follows_the_retention_with_a_fake_clock(database: Path | str) -
 
 
 # -- through the app: the CLI, the JSON, the page --------------------------------------------
-
-
-@pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
 
 
 def cli_scan(app, *args: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import redis
 
 from optscan.config import DEFAULTS
 from optscan.store.watchlist import Watchlist
-from tests.faults import alias_names, flask_command, server_env, wait_for
+from tests.faults import alias_names, server_env, wait_for
+from tests.flaskrun import flask_command, run_flask
 from tests.replaydirs import build_replay_dir
 from tests.servers import PROJECT_ROOT, child_environment
 from tests.yahoo_emulator import YahooEmulator
@@ -89,15 +90,7 @@ def test_a_killed_cli_scan_is_shown_interrupted_and_a_new_scan_can_start(
         assert "was interrupted after" in page
 
         yahoo.clear_faults()
-        again = subprocess.run(
-            flask_command("scan", "--force", "--json"),
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        again = run_flask("scan", "--force", "--json", env=env)
         assert again.returncode == 0, again.stderr[-3000:]
         assert web.get("/scan/status").json["state"] == "idle"
         assert "was interrupted after" not in web.get("/").get_data(as_text=True)

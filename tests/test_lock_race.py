@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import redis
 
 from optscan.store.events import ScanEvents
 from optscan.store.watchlist import Watchlist
+from tests.flaskrun import flask_command
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server
 from tests.yahoo_emulator import YahooEmulator
@@ -82,7 +82,7 @@ def test_exactly_one_scan_runs_among_racing_web_requests_and_the_cli(
         with gunicorn_server(env, workers=2) as url:
             cookie, token = session_and_token(url.host, url.port)
             cli = subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "optscan", "scan", "--force", "--json"],
+                flask_command("scan", "--force", "--json"),
                 cwd=ROOT,
                 env={**os.environ, **env},
                 stdout=subprocess.PIPE,

@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from optscan.core.newness import NEW
 from optscan.web.liverows import RowRenderer
-from tests.replaydirs import build_replay_dir
 
 STRICT = ["scan", "--force", "--symbols", "AAPL", "--min-return", "50", "--json"]
 DEFAULT = ["scan", "--force", "--symbols", "AAPL", "--json"]
-
-
-@pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
 
 
 def scan(app, args) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,18 +13,12 @@ import pytest
 from optscan.notify.ledger import AlertLedger
 from optscan.notify.message import match_line
 from optscan.store.results import ResultStore
+from tests.flaskrun import run_flask
 from tests.hooks import HookServer
-from tests.replaydirs import build_replay_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = "https://optscan.example.org"
 # Wide rules: the AAPL recordings then give more than ten puts, so the top-10 cut shows.
 WIDE = ["scan", "--force", "--symbols", "AAPL", "--min-return", "0", "--max-delta", "0.5", "--json"]
-
-
-@pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
 
 
 @pytest.fixture
@@ -176,11 +169,9 @@ def test_no_alert_when_alerts_are_off_or_the_scan_failed(
 
 def flask_notify_test(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("OPTSCAN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "optscan", "notify", "test"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
-        env={**scrubbed, "OPTSCAN_INSTANCE_PATH": str(tmp_path), **env},
-    )  # fmt: skip
+    return run_flask(
+        "notify", "test", env={**scrubbed, "OPTSCAN_INSTANCE_PATH": str(tmp_path), **env}
+    )
 
 
 def test_flask_notify_test_sends_a_test_message(hook: HookServer, tmp_path: Path) -> None:

@@ -199,19 +199,16 @@ def test_the_app_shares_one_bucket_under_its_prefix(
 
 CHILD = """
 import json, sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 
-from optscan.core.market import MarketCalendar
 from optscan.store.ratelimit import RedisTokenBucket
-from optscan.core.rules import Rules
-from optscan.core.scan import ScanEnv, perform_scan
+from optscan.core.scan import perform_scan
 from optscan.sources.policy import FetchPolicy
 from optscan.sources.yahoo import YahooSource
-from optscan.store.watchlist import Watchlist
 from tests.pacing import RecordedLimiter, Takers
+from tests.scanenv import make_scan_env
 
 base_url, redis_url, key, rate, burst, work = sys.argv[1:7]
 symbols = sys.argv[7].split(",")
@@ -222,17 +219,7 @@ limiter = RecordedLimiter(bucket, takers)
 source = YahooSource(
     Path(work) / "cache", base_url=base_url, timeout=120, policy=FetchPolicy(limiter=limiter)
 )
-now = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
-env = ScanEnv(
-    source=source,
-    watchlist=Watchlist(Path(work) / "watchlist.sqlite3", seed=()),
-    calendar=MarketCalendar(clock=lambda: now),
-    rules=Rules(),
-    risk_free_rate=0.045,
-    wide_spread_pct=50.0,
-    clock=lambda: now,
-    concurrency=4,
-)
+env = make_scan_env(source, Path(work) / "watchlist.sqlite3", concurrency=4)
 result = perform_scan(symbols, force=True, env=env)
 print(json.dumps({"counts": result.counts(), "grants": takers.grants, "waits": takers.waits}))
 """

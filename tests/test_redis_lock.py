@@ -17,21 +17,9 @@ import redis
 
 from optscan.store.lock import ScanLock, lock_holder
 from optscan.store.redisserver import EmbeddedRedis, connect
+from tests.flaskrun import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run a Python snippet in a fresh interpreter with the project importable."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
 
 
 @pytest.mark.slow

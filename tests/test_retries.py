@@ -22,6 +22,7 @@ from optscan.sources.policy import FetchPolicy
 from optscan.sources.v7 import expiration_epoch
 from optscan.sources.yahoo import YahooSource
 from optscan.store.ratelimit import LocalTokenBucket, RedisTokenBucket
+from tests.emulator import cleaned
 from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import YahooEmulator
 
@@ -40,10 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YahooEmulator]:
 
 @pytest.fixture
 def yahoo(server: YahooEmulator) -> Iterator[YahooEmulator]:
-    server.clear_faults()
-    server.reset_hits()
-    yield server
-    server.clear_faults()
+    yield from cleaned(server)
 
 
 @pytest.fixture

@@ -25,11 +25,6 @@ SATURDAY = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)  # 10:00 ET, market closed
 
 
 @pytest.fixture
-def aapl_dir(tmp_path: Path) -> Path:
-    return build_replay_dir(tmp_path / "replay", "aapl")
-
-
-@pytest.fixture
 def store(redis_client: redis.Redis, redis_prefix: str) -> ResultStore:
     return ResultStore(redis_client, redis_prefix)
 

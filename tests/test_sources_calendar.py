@@ -23,6 +23,7 @@ from optscan.sources.quotesummary import (
 from optscan.sources.replay import ReplaySource
 from optscan.sources.yahoo import YahooSource
 from optscan.store.yahoomemo import YahooMemo
+from tests.emulator import cleaned
 from tests.faults import SECRET_KEY
 from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import CALENDAR_FIXTURES, CALENDARS, SUMMARY_PREFIX, YahooEmulator
@@ -111,11 +112,6 @@ def test_the_replay_source_has_no_ex_dividend_date(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
-
-
-@pytest.fixture(scope="module")
 def server(aapl_root: Path) -> Iterator[YahooEmulator]:
     with YahooEmulator(aapl_root, calendars=CALENDARS, aliases={"BLNK": "AAPL"}) as emulator:
         yield emulator
@@ -123,10 +119,7 @@ def server(aapl_root: Path) -> Iterator[YahooEmulator]:
 
 @pytest.fixture
 def yahoo(server: YahooEmulator) -> Iterator[YahooEmulator]:
-    server.clear_faults()
-    server.reset_hits()
-    yield server
-    server.clear_faults()
+    yield from cleaned(server)
 
 
 class Day:

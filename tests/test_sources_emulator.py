@@ -12,20 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.replaydirs import build_replay_dir
 from tests.yahoo_emulator import CRUMB, YahooEmulator
 
 AAPL = "/v7/finance/options/AAPL"
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
-
-
 @pytest.fixture
-def yahoo(root: Path) -> Iterator[YahooEmulator]:
-    with YahooEmulator(root) as server:
+def yahoo(aapl_root: Path) -> Iterator[YahooEmulator]:
+    with YahooEmulator(aapl_root) as server:
         yield server
 
 
@@ -38,14 +32,14 @@ def get(server: YahooEmulator, target: str, timeout: float = 5) -> tuple[int, by
 
 
 def test_serves_recordings_verbatim_and_yahoos_answer_for_other_days(
-    yahoo: YahooEmulator, root: Path
+    yahoo: YahooEmulator, aapl_root: Path
 ) -> None:
     assert get(yahoo, f"{AAPL}?crumb={CRUMB}") == (
         200,
-        (root / "AAPL/2025-08-15.json").read_bytes(),
+        (aapl_root / "AAPL/2025-08-15.json").read_bytes(),
     )
     status, body = get(yahoo, f"{AAPL}?date=1755820800&crumb={CRUMB}")
-    assert (status, body) == (200, (root / "AAPL/2025-08-22.json").read_bytes())
+    assert (status, body) == (200, (aapl_root / "AAPL/2025-08-22.json").read_bytes())
     status, body = get(yahoo, f"{AAPL}?date=1760054400&crumb={CRUMB}")  # 2025-10-10
     result = json.loads(body)["optionChain"]["result"][0]
     assert status == 200
@@ -92,14 +86,14 @@ def test_a_hang_holds_the_request_until_the_client_gives_up(yahoo: YahooEmulator
     assert [(hit.fault, hit.status) for hit in yahoo.hits] == [("hang", -1)]
 
 
-def test_latency_fixed_and_jittered(root: Path) -> None:
-    with YahooEmulator(root, latency=0.2) as server:
+def test_latency_fixed_and_jittered(aapl_root: Path) -> None:
+    with YahooEmulator(aapl_root, latency=0.2) as server:
         started = time.monotonic()
         get(server, f"{AAPL}?crumb={CRUMB}")
         assert time.monotonic() - started >= 0.2
         # Latency applies to v7 paths only by default.
         assert server._delay(AAPL) == 0.2 and server._delay("/v1/test/getcrumb") == 0.0
-    with YahooEmulator(root, latency=(0.0, 0.1), seed=7) as server:
+    with YahooEmulator(aapl_root, latency=(0.0, 0.1), seed=7) as server:
         delays = [server._delay(AAPL) for _ in range(5)]
     assert all(0.0 <= delay <= 0.1 for delay in delays)
     assert max(delays) - min(delays) > 0.005  # jittered, not fixed

@@ -26,11 +26,6 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("yfinance-cache")
 
 
-@pytest.fixture(scope="module")
-def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
-
-
 @pytest.fixture
 def yahoo(aapl_root: Path) -> Iterator[YahooEmulator]:
     with YahooEmulator(aapl_root) as server:

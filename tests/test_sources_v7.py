@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from optscan.sources.base import (
-    CHAIN_COLUMNS,
     MalformedResponse,
     SourceError,
     UnknownSymbol,
@@ -22,7 +21,7 @@ from optscan.sources.v7 import (
     normalise_symbol,
     parse_v7,
 )
-from tests.replaydirs import FIXTURES
+from tests.replaydirs import FIXTURES, assert_frame_is_contracts
 
 ALL_FIXTURES = sorted(FIXTURES.glob("*/*.json"))
 EPOCH = date(1970, 1, 1)
@@ -80,17 +79,7 @@ def test_every_recording_parses_to_its_raw_contents(path: Path) -> None:
     assert chain.expiration == day_of(option["expirationDate"])
     assert chain.quote == answer.quote
     for side, contracts in ((chain.calls, option["calls"]), (chain.puts, option["puts"])):
-        frame = side.frame()
-        assert tuple(frame.columns) == CHAIN_COLUMNS
-        assert len(frame) == len(contracts)
-        for row, contract in zip(frame.itertuples(index=False), contracts, strict=True):
-            assert row.contractSymbol == contract["contractSymbol"]
-            for column in CHAIN_COLUMNS[1:]:
-                value = getattr(row, column)
-                if column in contract:
-                    assert value == contract[column], (contract["contractSymbol"], column)
-                else:
-                    assert math.isnan(value), (contract["contractSymbol"], column)
+        assert_frame_is_contracts(side.frame(), contracts)
 
 
 def test_dividend_yield_is_a_fraction_matching_rate_over_price() -> None:

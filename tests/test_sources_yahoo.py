@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,6 @@ from yfinance.data import YfData
 
 from optscan.sources import make_source
 from optscan.sources.base import (
-    CHAIN_COLUMNS,
     EmptyChain,
     MalformedResponse,
     NoOptions,
@@ -25,7 +23,8 @@ from optscan.sources.base import (
 from optscan.sources.replay import ReplaySource
 from optscan.sources.v7 import expiration_epoch
 from optscan.sources.yahoo import YahooSession, YahooSource
-from tests.replaydirs import build_replay_dir
+from tests.emulator import cleaned
+from tests.replaydirs import assert_frame_is_contracts, build_replay_dir
 from tests.yahoo_emulator import CRUMB, YahooEmulator
 
 OPTIONS = "/v7/finance/options/"
@@ -35,11 +34,6 @@ AUG15, AUG22, AUG29, SEP05 = (
     date(2025, 8, 29),
     date(2025, 9, 5),
 )
-
-
-@pytest.fixture(scope="module")
-def aapl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_replay_dir(tmp_path_factory.mktemp("aapl"), "aapl")
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +60,12 @@ def premarket_server(premarket_root: Path) -> Iterator[YahooEmulator]:
 
 @pytest.fixture
 def aapl_yahoo(aapl_server: YahooEmulator) -> Iterator[YahooEmulator]:
-    aapl_server.clear_faults()
-    aapl_server.reset_hits()
-    yield aapl_server
-    aapl_server.clear_faults()
+    yield from cleaned(aapl_server)
 
 
 @pytest.fixture
 def premarket_yahoo(premarket_server: YahooEmulator) -> Iterator[YahooEmulator]:
-    premarket_server.clear_faults()
-    premarket_server.reset_hits()
-    yield premarket_server
-    premarket_server.clear_faults()
+    yield from cleaned(premarket_server)
 
 
 @pytest.fixture
@@ -100,19 +88,6 @@ def raw(root: Path, symbol: str, day: date) -> dict:
 
 def v7_hits(server: YahooEmulator) -> int:
     return sum(1 for hit in server.hits if hit.path.startswith(OPTIONS))
-
-
-def assert_frame_is_contracts(frame: pd.DataFrame, contracts: list[dict]) -> None:
-    assert tuple(frame.columns) == CHAIN_COLUMNS
-    assert len(frame) == len(contracts)
-    for row, contract in zip(frame.itertuples(index=False), contracts, strict=True):
-        assert row.contractSymbol == contract["contractSymbol"]
-        for column in CHAIN_COLUMNS[1:]:
-            value = getattr(row, column)
-            if column in contract:
-                assert value == contract[column], (contract["contractSymbol"], column)
-            else:
-                assert math.isnan(value), (contract["contractSymbol"], column)
 
 
 def test_quote_comes_from_the_answer_without_a_date_in_yahoo_units(

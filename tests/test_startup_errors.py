@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from optscan.cli import EXIT_USAGE
-from tests.faults import flask_command
+from tests.flaskrun import flask_command
 from tests.servers import PROJECT_ROOT, child_environment, free_port
 
 pytestmark = pytest.mark.slow

@@ -13,25 +13,22 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from optscan.core.market import MarketCalendar
-from optscan.core.rules import Rules
-from optscan.core.scan import ScanEnv, perform_scan
+from optscan.core.scan import perform_scan
 from optscan.sources.policy import UNREACHABLE_AFTER, FetchPolicy
 from optscan.sources.yahoo import YahooSource
 from optscan.store.watchlist import Watchlist
 from tests.faults import SECRET_KEY, alias_names, post_scan, scan_status, server_env, wait_for
+from tests.scanenv import make_scan_env
 from tests.servers import free_port, gunicorn_server
 
 SYMBOLS = alias_names("U", 26)
 CONCURRENCY = 4
 RETRIES = 3  # so each symbol alone would be tried 4 times
 QUICK_POLICY = {"max_retries": RETRIES, "backoff_base": 0.01, "backoff_cap": 0.02}
-NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 
 
 class BrokenTLS:
@@ -64,16 +61,7 @@ class BrokenTLS:
 
 
 def scan(source: YahooSource, tmp_path: Path, concurrency: int) -> dict:
-    env = ScanEnv(
-        source=source,
-        watchlist=Watchlist(tmp_path / "watchlist.sqlite3", seed=()),
-        calendar=MarketCalendar(clock=lambda: NOW),
-        rules=Rules(),
-        risk_free_rate=0.045,
-        wide_spread_pct=50.0,
-        clock=lambda: NOW,
-        concurrency=concurrency,
-    )
+    env = make_scan_env(source, tmp_path / "watchlist.sqlite3", concurrency)
     return perform_scan(SYMBOLS, force=True, env=env).to_dict()
 
 

@@ -31,6 +31,7 @@ from optscan.store.watchlist import (
     normalize_symbol,
     normalize_symbols,
 )
+from tests.flaskrun import run_python
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LEGACY_FILE = REPO_ROOT / "tests" / "fixtures" / "watchlist-v1.sqlite3"
@@ -74,19 +75,6 @@ READ_ENTRIES = (
                       for e in wl.entries()]))
 """
 )
-
-
-def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `code` in a fresh interpreter with optscan importable."""
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
 
 
 # --- normalisation ------------------------------------------------------------------------
@@ -264,7 +252,7 @@ def test_survives_a_new_process(database: Path | str) -> None:
     wl.set_active(["AAPL"], False)
     wl.remove(["V"])
     expected = [[e.symbol, e.active, e.note, e.added_at.isoformat()] for e in wl.entries()]
-    out = run_python(READ_ENTRIES, str(database)).stdout
+    out = run_python(READ_ENTRIES, str(database), check=True).stdout
     assert json.loads(out) == expected
     assert ["TSLA", True, "added before restart", FIXED.isoformat()] in expected
     assert not any(row[0] == "V" for row in expected)
@@ -451,7 +439,7 @@ def test_a_file_of_the_unversioned_sqlite3_code_is_upgraded_in_place(tmp_path: P
     # It works as a new one does, in this process and the next.
     assert wl.remove(["aapl"]) == ["AAPL"]
     assert wl.add(["IBM"]) == ["IBM"]
-    assert json.loads(run_python(READ_ENTRIES, str(path)).stdout) == rows(wl)
+    assert json.loads(run_python(READ_ENTRIES, str(path), check=True).stdout) == rows(wl)
 
 
 def test_a_database_of_a_newer_optscan_is_refused_unchanged(database: Path | str) -> None:

@@ -17,7 +17,7 @@ from optscan.core.market import format_et
 from optscan.core.match import MATCH_FIELDS, side_columns
 from optscan.core.scan import perform_scan
 from optscan.jobs.live import LiveScan
-from optscan.jobs.scanjob import new_holder, wait_for_background_scans
+from optscan.jobs.scanjob import new_holder
 from optscan.store.lock import ScanLock
 from tests.clocks import FrozenClock
 from tests.replaydirs import build_replay_dir
@@ -27,11 +27,7 @@ THANKSGIVING_10_ET = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 DAY_AFTER_10_ET = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _no_scan_left_running(redis_prefix: str, instance_path: Path):
-    """Wait for background scans before their Redis keys and instance folder are removed."""
-    yield
-    assert wait_for_background_scans(60), "a background scan did not end"  # a hang guard
+pytestmark = pytest.mark.usefixtures("no_scan_left_running")
 
 
 @pytest.fixture

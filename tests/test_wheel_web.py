@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from optscan.core.match import side_columns
-from optscan.jobs.scanjob import wait_for_background_scans
 from optscan.store.passwords import PasswordStore
 from tests.replaydirs import build_replay_dir
 from tests.test_security import PASSWORD, InlineFinder, login
@@ -23,10 +22,7 @@ FORM = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _no_scan_left_running(redis_prefix: str, instance_path: Path):
-    yield
-    assert wait_for_background_scans(60), "a background scan did not end"  # a hang guard
+pytestmark = pytest.mark.usefixtures("no_scan_left_running")
 
 
 @pytest.fixture

@@ -33,25 +33,31 @@ POST /_emulator/reset.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
-import socket
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from optscan.sources.base import SourceError
 from optscan.sources.replay import ReplaySource
 from optscan.sources.v7 import expiration_date, expiration_epoch
+from tests.emulator import (
+    ANY,
+    DATED,
+    HOLD_TIMEOUT,
+    Emulator,
+    EmulatorHandler,
+    Fault,
+    Hit,
+    Hold,
+    run_main,
+)
+
+__all__ = ["ANY", "DATED", "HOLD_TIMEOUT", "Fault", "Hit", "Hold", "YahooEmulator"]
 
 OPTIONS_PREFIX = "/v7/finance/options/"
 SUMMARY_PREFIX = "/v10/finance/quoteSummary/"
@@ -63,145 +69,128 @@ CALENDARS = {
 CRUMB_PATH = "/v1/test/getcrumb"
 COOKIE_PATH = "/"  # fc.yahoo.com, once a YahooSession has moved it under base_url
 CRUMB = "emulatorCrumb0"
-CONTROL_PREFIX = "/_emulator/"  # the emulator's own endpoints, never recorded as hits
 
 FAULT_KINDS = ("429", "500", "404", "hang", "drop", "truncated", "html", "not_v7")
 
 
-class _Any:
-    def __repr__(self) -> str:
-        return "ANY"
+class _Handler(EmulatorHandler):
+    owner: YahooEmulator
+    server_version = "YahooEmulator/1"
 
+    def do_GET(self) -> None:
+        """Answer one request as Yahoo would, after any latency and fault."""
+        owner = self.owner
+        arrived = time.monotonic()
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        path = parts.path
+        if self._answered_control(path):
+            return
+        try:
+            day = int(query["date"][0]) if "date" in query else None
+        except ValueError:
+            day = -1  # Yahoo would refuse it; nothing recorded matches it either
+        crumb = query.get("crumb", [None])[0]
 
-ANY: Any = _Any()  # matches any date, including none
+        counted = path.startswith(OPTIONS_PREFIX)
+        if counted:
+            owner._enter()
+        self._counted = counted
+        try:
+            hold = owner._hold_for(path, day)
+            if hold is not None:
+                hold.wait_here(path, day)
+            delay = owner._delay(path)
+            if delay and owner._closing.wait(delay):
+                return
+            fault = owner._take_fault(path, day)
+            hit = Hit(path, day, crumb, -1, fault, arrived)
+            owner._record(hit)  # before answering, so that a hung request counts as it hangs
+            self._hit = hit
+            try:
+                hit.status = self._answer(path, day, crumb, fault)
+            finally:
+                self._hit = None
+        finally:
+            self._done()
 
+    def _done(self) -> None:
+        # Once per request, before the client can see the answer and send its next request.
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.owner._leave()
 
-class _Dated:
-    def __repr__(self) -> str:
-        return "DATED"
+    def _answer(self, path: str, day: int | None, crumb: str | None, fault: str | None) -> int:
+        owner = self.owner
+        if fault == "hang":
+            return self._hang()
+        if fault == "drop":
+            self.close_connection = True
+            return 0
+        if fault == "429":
+            return self._send(429, b"Too Many Requests\r\n", "text/plain;charset=utf-8")
+        if fault == "500":
+            body = _finance_error("Internal Server Error", "Emulated internal error")
+            return self._send(500, _json(body))
+        if fault == "404":
+            body = _finance_error("Not Found", "No data found, symbol may be delisted")
+            return self._send(404, _json(body))
+        if fault == "html":
+            return self._send(200, b"<html><body>Will be right back</body></html>", "text/html")
+        if fault == "not_v7":
+            return self._send(200, _json({"finance": {"result": None, "error": None}}))
 
+        if path == COOKIE_PATH:
+            # fc.yahoo.com answers 404 and sets the A3 cookie yfinance wants.
+            return self._send(
+                404,
+                b"Not Found",
+                "text/plain",
+                {"Set-Cookie": "A3=emulator; Max-Age=31536000; Path=/; HttpOnly"},
+            )
+        if path == CRUMB_PATH:
+            return self._send(200, CRUMB.encode(), "text/plain;charset=utf-8")
+        if not path.startswith((OPTIONS_PREFIX, SUMMARY_PREFIX)):
+            return self._send(404, b"Not Found", "text/plain")
+        if owner.require_crumb and crumb != CRUMB:
+            return self._send(401, _json(_finance_error("Unauthorized", "Invalid Crumb")))
+        if path.startswith(SUMMARY_PREFIX):
+            symbol = path[len(SUMMARY_PREFIX) :].upper()
+            status, body = owner._calendar_body(symbol)
+            return self._send(status, body[: len(body) // 2] if fault == "truncated" else body)
+        status, body = owner._options_body(path[len(OPTIONS_PREFIX) :], day)
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        return self._send(status, body)
 
-DATED: Any = _Dated()  # matches any request for one expiration (with a date), not the first one
-HOLD_TIMEOUT = 60.0  # seconds a held request waits at most: a hang guard, never a test's clock
-
-
-def _date_matches(wanted: Any, day: int | None) -> bool:
-    if wanted is ANY:
-        return True
-    if wanted is DATED:
-        return day is not None
-    return wanted == day
-
-
-@dataclass
-class Hit:
-    """One request the emulator received."""
-
-    path: str
-    date: int | None
-    crumb: str | None
-    status: int  # -1 while being answered, 0 when the emulator hung or dropped the connection
-    fault: str | None
-    at: float  # time.monotonic() on arrival
-
-
-@dataclass
-class Fault:
-    """A fault served to requests whose path matches `path` (a regex, searched) and `date`."""
-
-    kind: str
-    path: re.Pattern[str]
-    date: Any = ANY
-    times: int | None = None  # None: every matching request; else this many more
-    fired: int = 0
-
-    def matches(self, path: str, day: int | None) -> bool:
-        """Return True when the fault applies to this request and has uses left."""
-        if self.times is not None and self.fired >= self.times:
-            return False
-        return bool(self.path.search(path)) and _date_matches(self.date, day)
-
-
-class Hold:
-    """Keep requests that match `path` (a regex, searched) and `date` waiting until released.
-
-    With `until`, the hold releases itself once that many requests have arrived: a barrier
-    that proves they were all under way at the same moment. A released hold lets everything
-    through. A request never waits longer than `timeout` seconds (then `timed_out` is set).
-    """
-
-    def __init__(
+    def _send(
         self,
-        path: str,
-        date: Any = ANY,
-        until: int | None = None,
-        timeout: float = HOLD_TIMEOUT,
-    ):
-        self.path = re.compile(path)
-        self.date = date
-        self.until = until
-        self.timeout = timeout
-        self.arrived: list[tuple[str, int | None]] = []  # (path, date) in order of arrival
-        self.timed_out = False
-        self._released = threading.Event()
-        self._changed = threading.Condition()
-
-    @property
-    def released(self) -> bool:
-        """Return whether the hold has let its requests go."""
-        return self._released.is_set()
-
-    def matches(self, path: str, day: int | None) -> bool:
-        """Return True when a request to `path` for `day` must wait here."""
-        return not self.released and bool(self.path.search(path)) and _date_matches(self.date, day)
-
-    def wait_here(self, path: str, day: int | None) -> None:
-        """Hold one request until the hold is released (or its timeout runs out)."""
-        with self._changed:
-            self.arrived.append((path, day))
-            if self.until is not None and len(self.arrived) >= self.until:
-                self._released.set()
-            self._changed.notify_all()
-        if not self._released.wait(self.timeout):
-            self.timed_out = True
-
-    def wait_for_arrivals(
-        self,
-        count: int,
-        timeout: float = HOLD_TIMEOUT,
-        give_up: Callable[[], bool] | None = None,
-    ) -> list:
-        """Wait until `count` requests have arrived and return them; fail after `timeout` s
-        or as soon as give_up() says the client is gone (e.g. a child process exited)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.arrived) < count:
-                left = deadline - time.monotonic()
-                if left <= 0 or (give_up is not None and give_up()):
-                    raise AssertionError(
-                        f"{len(self.arrived)} of {count} requests reached the hold on"
-                        f" {self.path.pattern} ({'gave up' if left > 0 else f'{timeout:g} s'}):"
-                        f" {self.arrived}"
-                    )
-                self._changed.wait(min(left, 0.1))
-            return list(self.arrived)
-
-    def release(self) -> None:
-        """Let every held request and every later one through."""
-        self._released.set()
+        status: int,
+        body: bytes,
+        content_type: str = "application/json;charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        hit = getattr(self, "_hit", None)
+        if hit is not None:
+            hit.status = status  # before the client can see the answer and read the hits
+        self._done()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        return status
 
 
-@dataclass
-class _State:
-    faults: list[Fault] = field(default_factory=list)
-    hits: list[Hit] = field(default_factory=list)
-    holds: list[Hold] = field(default_factory=list)
-    in_flight: int = 0
-    peak_in_flight: int = 0
-
-
-class YahooEmulator:
+class YahooEmulator(Emulator):
     """Serve a replay directory as Yahoo's v7 options API on 127.0.0.1 (context manager)."""
+
+    FAULT_KINDS = FAULT_KINDS
+    OPTIONS_PREFIX = OPTIONS_PREFIX
+    handler = _Handler
 
     def __init__(
         self,
@@ -219,6 +208,7 @@ class YahooEmulator:
     ):
         if unknown_symbol not in ("404", "empty"):
             raise ValueError("unknown_symbol must be '404' or 'empty'")
+        super().__init__(hang_seconds=hang_seconds)
         self.replay = ReplaySource(replay_root)
         self.latency = latency  # seconds, or (low, high) for a uniform jitter
         self.latency_paths = re.compile(latency_paths)
@@ -228,111 +218,22 @@ class YahooEmulator:
         ]
         self.require_crumb = require_crumb
         self.unknown_symbol = unknown_symbol
-        self.hang_seconds = hang_seconds
         # alias -> recorded symbol whose answers it gets, with every symbol field rewritten
         self.aliases = {a.upper(): t.upper() for a, t in (aliases or {}).items()}
         # symbol -> file of its quoteSummary calendarEvents body (an alias gets its target's)
         self.calendars = {s.upper(): Path(path) for s, path in (calendars or {}).items()}
         self._rewritten: dict[tuple[str, int | None], tuple[int, bytes]] = {}
         self._random = random.Random(seed)
-        self._lock = threading.Lock()
-        self._state = _State()
-        self._closing = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self._peak_in_flight = 0
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> YahooEmulator:
-        """Start serving on an ephemeral port."""
-        emulator = self
-
-        class Handler(_Handler):
-            owner = emulator
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving and release any hung or held request."""
-        self._closing.set()
-        with self._lock:
-            holds = list(self._state.holds)
-        for hold in holds:
-            hold.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> YahooEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def base_url(self) -> str:
-        """Return http://127.0.0.1:<port>, what YahooSource(base_url=...) takes."""
-        assert self._server is not None, "start() the emulator first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    # -- faults and counts -----------------------------------------------------------------
-
-    def inject(
-        self, kind: str, *, path: str = OPTIONS_PREFIX, date: Any = ANY, times: int | None = None
-    ) -> Fault:
-        """Serve `kind` to matching requests (`times` of them, or all while it is in place)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}: expected one of {FAULT_KINDS}")
-        fault = Fault(kind, re.compile(path), date, times)
-        with self._lock:
-            self._state.faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        """Remove every injected fault."""
-        with self._lock:
-            self._state.faults.clear()
-
-    def hold(
-        self,
-        path: str = OPTIONS_PREFIX,
-        *,
-        date: Any = ANY,
-        until: int | None = None,
-        timeout: float = HOLD_TIMEOUT,
-    ) -> Hold:
-        """Keep matching requests waiting until the returned Hold is released (see Hold)."""
-        hold = Hold(path, date, until, timeout)
-        with self._lock:
-            self._state.holds.append(hold)
-        return hold
+    # -- counts and serving ----------------------------------------------------------------
 
     @property
     def peak_in_flight(self) -> int:
         """Return the most options requests that were ever being answered at the same time."""
         with self._lock:
-            return self._state.peak_in_flight
-
-    @property
-    def hits(self) -> list[Hit]:
-        """Return a copy of the requests received so far."""
-        with self._lock:
-            return list(self._state.hits)
-
-    def count(self, path: str | None = None, *, date: Any = ANY) -> int:
-        """Return how many requests had exactly this path (any if None) and date."""
-        return sum(
-            1
-            for hit in self.hits
-            if (path is None or hit.path == path) and (date is ANY or hit.date == date)
-        )
+            return self._peak_in_flight
 
     def counts(self) -> Counter[str]:
         """Return the number of requests per path."""
@@ -341,10 +242,8 @@ class YahooEmulator:
     def reset_hits(self) -> None:
         """Forget the requests received so far (and the peak of those in flight)."""
         with self._lock:
-            self._state.hits.clear()
-            self._state.peak_in_flight = self._state.in_flight
-
-    # -- serving ---------------------------------------------------------------------------
+            self._hits.clear()
+            self._peak_in_flight = self._in_flight
 
     def _delay(self, path: str) -> float:
         extra = next((seconds for pattern, seconds in self.delays if pattern.search(path)), 0.0)
@@ -356,30 +255,14 @@ class YahooEmulator:
                 return extra + self._random.uniform(low, high)
         return extra + float(self.latency)
 
-    def _take_fault(self, path: str, day: int | None) -> str | None:
-        with self._lock:
-            for fault in self._state.faults:
-                if fault.matches(path, day):
-                    fault.fired += 1
-                    return fault.kind
-        return None
-
-    def _record(self, hit: Hit) -> None:
-        with self._lock:
-            self._state.hits.append(hit)
-
-    def _hold_for(self, path: str, day: int | None) -> Hold | None:
-        with self._lock:
-            return next((h for h in self._state.holds if h.matches(path, day)), None)
-
     def _enter(self) -> None:
         with self._lock:
-            self._state.in_flight += 1
-            self._state.peak_in_flight = max(self._state.peak_in_flight, self._state.in_flight)
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
 
     def _leave(self) -> None:
         with self._lock:
-            self._state.in_flight -= 1
+            self._in_flight -= 1
 
     def _options_body(self, symbol: str, day: int | None) -> tuple[int, bytes]:
         recorded = self.aliases.get(symbol, symbol)
@@ -455,148 +338,6 @@ class YahooEmulator:
         return _json(payload)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: YahooEmulator
-    protocol_version = "HTTP/1.1"
-    server_version = "YahooEmulator/1"
-    # Headers and body leave in one segment: unbuffered small writes meet Nagle's algorithm
-    # and the client's delayed ACK, ~40 ms per request on loopback.
-    wbufsize = 64 * 1024
-
-    def setup(self) -> None:
-        """Disable Nagle's algorithm on the connection."""
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
-    def do_GET(self) -> None:
-        """Answer one request as Yahoo would, after any latency and fault."""
-        owner = self.owner
-        arrived = time.monotonic()
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query)
-        path = parts.path
-        if path == CONTROL_PREFIX + "hits":
-            self._send(200, _json({"hits": [asdict(hit) for hit in owner.hits]}))
-            return
-        try:
-            day = int(query["date"][0]) if "date" in query else None
-        except ValueError:
-            day = -1  # Yahoo would refuse it; nothing recorded matches it either
-        crumb = query.get("crumb", [None])[0]
-
-        counted = path.startswith(OPTIONS_PREFIX)
-        if counted:
-            owner._enter()
-        self._counted = counted
-        try:
-            hold = owner._hold_for(path, day)
-            if hold is not None:
-                hold.wait_here(path, day)
-            delay = owner._delay(path)
-            if delay and owner._closing.wait(delay):
-                return
-            fault = owner._take_fault(path, day)
-            hit = Hit(path, day, crumb, -1, fault, arrived)
-            owner._record(hit)  # before answering, so that a hung request counts as it hangs
-            self._hit = hit
-            try:
-                hit.status = self._answer(path, day, crumb, fault)
-            finally:
-                self._hit = None
-        finally:
-            self._done()
-
-    def _done(self) -> None:
-        # Once per request, before the client can see the answer and send its next request.
-        if getattr(self, "_counted", False):
-            self._counted = False
-            self.owner._leave()
-
-    def do_POST(self) -> None:
-        """Answer the emulator's own control requests (POST /_emulator/reset)."""
-        if urlsplit(self.path).path == CONTROL_PREFIX + "reset":
-            self.owner.reset_hits()
-            self.owner.clear_faults()
-            self._send(200, _json({"reset": True}))
-        else:
-            self._send(404, b"Not Found", "text/plain")
-
-    def _answer(self, path: str, day: int | None, crumb: str | None, fault: str | None) -> int:
-        owner = self.owner
-        if fault == "hang":
-            owner._closing.wait(owner.hang_seconds)
-            self.close_connection = True
-            return 0
-        if fault == "drop":
-            self.close_connection = True
-            return 0
-        if fault == "429":
-            return self._send(429, b"Too Many Requests\r\n", "text/plain;charset=utf-8")
-        if fault == "500":
-            body = _finance_error("Internal Server Error", "Emulated internal error")
-            return self._send(500, _json(body))
-        if fault == "404":
-            body = _finance_error("Not Found", "No data found, symbol may be delisted")
-            return self._send(404, _json(body))
-        if fault == "html":
-            return self._send(200, b"<html><body>Will be right back</body></html>", "text/html")
-        if fault == "not_v7":
-            return self._send(200, _json({"finance": {"result": None, "error": None}}))
-
-        if path == COOKIE_PATH:
-            # fc.yahoo.com answers 404 and sets the A3 cookie yfinance wants.
-            return self._send(
-                404,
-                b"Not Found",
-                "text/plain",
-                {"Set-Cookie": "A3=emulator; Max-Age=31536000; Path=/; HttpOnly"},
-            )
-        if path == CRUMB_PATH:
-            return self._send(200, CRUMB.encode(), "text/plain;charset=utf-8")
-        if not path.startswith((OPTIONS_PREFIX, SUMMARY_PREFIX)):
-            return self._send(404, b"Not Found", "text/plain")
-        if owner.require_crumb and crumb != CRUMB:
-            return self._send(401, _json(_finance_error("Unauthorized", "Invalid Crumb")))
-        if path.startswith(SUMMARY_PREFIX):
-            symbol = path[len(SUMMARY_PREFIX) :].upper()
-            status, body = owner._calendar_body(symbol)
-            return self._send(status, body[: len(body) // 2] if fault == "truncated" else body)
-        status, body = owner._options_body(path[len(OPTIONS_PREFIX) :], day)
-        if fault == "truncated":
-            body = body[: len(body) // 2]
-        return self._send(status, body)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json;charset=utf-8",
-        headers: dict[str, str] | None = None,
-    ) -> int:
-        hit = getattr(self, "_hit", None)
-        if hit is not None:
-            hit.status = status  # before the client can see the answer and read the hits
-        self._done()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        return status
-
-
 def _finance_error(code: str, description: str) -> dict:
     return {"finance": {"result": None, "error": {"code": code, "description": description}}}
 
@@ -613,26 +354,9 @@ def _json(payload: dict) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve a replay directory until stdin closes, printing the base URL first."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.yahoo_emulator", description=main.__doc__
+    run_main(
+        YahooEmulator, argv, __spec__.name, "<root>/<SYMBOL>/<day>.json", "seconds per v7 answer"
     )
-    parser.add_argument("root", type=Path, help="replay directory (<root>/<SYMBOL>/<day>.json)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per v7 answer")
-    parser.add_argument(
-        "--alias",
-        action="append",
-        default=[],
-        metavar="RECORDED=A,B,...",
-        help="serve symbols A, B, ... from RECORDED's recordings",
-    )
-    args = parser.parse_args(argv)
-    aliases = {}
-    for spec in args.alias:
-        recorded, _, names = spec.partition("=")
-        aliases.update({name: recorded for name in names.split(",") if name})
-    with YahooEmulator(args.root, latency=args.latency, aliases=aliases) as server:
-        print(server.base_url, flush=True)
-        sys.stdin.read()  # until the parent closes our stdin (or exits)
 
 
 if __name__ == "__main__":
