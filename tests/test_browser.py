@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,15 +42,39 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Playwright's waits give up after 30 s by default, which a loaded 2-core machine can exceed:
+# every wait here waits for an event on the page, so its limit is only a hang guard.
+HANG_GUARD_MS = 240_000
+
+
+class GuardedBrowser:
+    """Chromium whose pages and contexts wait up to HANG_GUARD_MS before giving up."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def new_page(self, **options: Any) -> Any:
+        """Open a page in a context of its own."""
+        page = self._browser.new_page(**options)
+        page.set_default_timeout(HANG_GUARD_MS)
+        return page
+
+    def new_context(self, **options: Any) -> Any:
+        """Open a context whose pages inherit the hang guard."""
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(HANG_GUARD_MS)
+        return context
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[GuardedBrowser]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `just system-deps` (Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
+        yield GuardedBrowser(instance)
         instance.close()
 
 
@@ -166,7 +191,7 @@ def test_scan_progress_and_rows_arrive_live(browser, live_server) -> None:
     assert at_load["value"] == 3, f"reloaded page did not show progress at once: {at_load}"
     other.wait_for_function(
         "() => /Scanned 10 of 10/.test(document.querySelector('#scan-summary').textContent)",
-        timeout=30_000,
+        timeout=HANG_GUARD_MS,
     )
     # After the scan the stored table (server-rendered) replaces the live rows.
     page.wait_for_function(
