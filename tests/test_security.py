@@ -212,36 +212,45 @@ def test_workers_starting_together_share_one_generated_key(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    # Each process imports first, then waits for "go" so that all ask for the key at once.
+    # Each process imports once, then for every round waits for its folder, so that all six ask
+    # for the same new key at once, round after round.
     code = (
         "import sys; from pathlib import Path; from optscan.web.security import resolve_secret_key;"
         "from optscan.config import load_settings, default_config;"
         "settings = load_settings(default_config()); print('ready', flush=True);"
-        "sys.stdin.readline();"
-        "print(resolve_secret_key(settings, Path(sys.argv[1])), flush=True)"
+        "[print(resolve_secret_key(settings, Path(line.strip())), flush=True)"
+        " for line in iter(sys.stdin.readline, '')]"
     )
     root = Path(__file__).resolve().parent.parent
-    for attempt in range(6):
-        folder = tmp_path / f"instance-{attempt}"
-        folder.mkdir()
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", code, str(folder)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=root,
-            )
-            for _ in range(6)
-        ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
+        for _ in range(6)
+    ]
+    try:
         for proc in procs:
             assert proc.stdout.readline().strip() == "ready"
+        for attempt in range(6):
+            folder = tmp_path / f"instance-{attempt}"
+            folder.mkdir()
+            for proc in procs:
+                proc.stdin.write(f"{folder}\n")
+                proc.stdin.flush()
+            keys = {proc.stdout.readline().strip() for proc in procs}
+            assert len(keys) == 1 and len(keys.pop()) == 64, keys
+            assert [p.name for p in folder.iterdir()] == ["secret_key"]  # no temporary left behind
+    finally:
         for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        outputs = [p.communicate(timeout=60) for p in procs]
-        assert all(p.returncode == 0 for p in procs), [err[-300:] for _, err in outputs]
-        keys = {out.strip() for out, _ in outputs}
-        assert len(keys) == 1 and len(keys.pop()) == 64
-        assert [p.name for p in folder.iterdir()] == ["secret_key"]  # no temporary left behind
+            proc.stdin.close()  # ends each process's loop
+        errors = [proc.stderr.read() for proc in procs]
+        codes = [proc.wait(timeout=60) for proc in procs]
+        for proc in procs:
+            proc.stdout.close()
+            proc.stderr.close()
+    assert codes == [0] * len(procs), [err[-300:] for err in errors]

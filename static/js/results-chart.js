@@ -86,7 +86,8 @@
       xTitle: "|delta|",
       yTitle: "annualized return, %",
       xFormat: function (v) { return Number(v).toFixed(2); },
-      yFormat: function (v) { return Number(v).toFixed(0) + " %"; },
+      // One decimal where the axis is narrow (46.5 %), none on whole numbers.
+      yFormat: function (v) { return Number(Number(v).toFixed(1)) + " %"; },
       describe: describe,
     });
     canvas.setAttribute("data-points", String(points));
