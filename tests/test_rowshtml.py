@@ -1,0 +1,62 @@
+"""Result rows drawn as HTML: the cache keyed by content never serves rows that changed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from optscan.core.match import Match, side_columns
+from optscan.web import rowshtml
+
+
+def _row(**changes: object) -> Match:
+    row: dict = {
+        "symbol": "AAPL",
+        "side": "put",
+        "contract": "AAPL250829P00227500",
+        "expiration": "2025-08-29",
+        "dte": 14,
+        "strike": 227.5,
+        "bid": 0.35,
+        "ask": 0.36,
+        "mid": 0.355,
+        "annualized_return": 56.2,
+        "delta": -0.142,
+        "flags": ["new"],
+    }
+    row.update(changes)
+    return row  # type: ignore[return-value]
+
+
+def test_the_same_rows_draw_the_same_html_once() -> None:
+    columns = side_columns("put")
+    first = rowshtml.render_rows([_row()], columns)
+    held = rowshtml.cached_entries()
+    again = rowshtml.render_rows([copy.deepcopy(_row())], columns)
+    assert again == first and rowshtml.cached_entries() == held
+    assert 'data-contract="AAPL250829P00227500"' in first and ">0.35<" in first
+
+
+def test_changed_rows_columns_or_top_draw_anew() -> None:
+    columns = side_columns("put")
+    base = rowshtml.render_rows([_row(), _row(contract="B")], columns)
+    assert ">0.40<" in rowshtml.render_rows([_row(bid=0.40), _row(contract="B")], columns)
+    assert base.count("badge-ok") == 2
+    assert (
+        rowshtml.render_rows([_row(flags=[]), _row(contract="B")], columns).count("badge-ok") == 1
+    )
+    top = rowshtml.render_rows([_row(), _row(contract="B")], columns, top=1)
+    assert "data-beyond-top hidden" in top and "data-beyond-top" not in base
+    shown = rowshtml.render_rows([_row(), _row(contract="B")], columns, top=1, expanded=True)
+    assert "data-beyond-top" in shown and "hidden" not in shown
+    fewer = rowshtml.render_rows([_row(), _row(contract="B")], columns[:3])
+    assert fewer.count("<td") + fewer.count("<th") == 2 * 3
+
+
+def test_the_cache_stays_within_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rowshtml, "CACHE_LIMIT_BYTES", 20_000)
+    columns = side_columns("put")
+    for number in range(200):
+        rowshtml.render_rows([_row(strike=100.0 + number)], columns)
+    assert 0 < rowshtml.cached_bytes() <= 20_000
