@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-import pytest
+from markupsafe import Markup
 
 from optscan.core.match import Match, side_columns
 from optscan.web import rowshtml
@@ -32,9 +32,9 @@ def _row(**changes: object) -> Match:
 def test_the_same_rows_draw_the_same_html_once() -> None:
     columns = side_columns("put")
     first = rowshtml.render_rows([_row()], columns)
-    held = rowshtml.cached_entries()
+    held = len(rowshtml.cache)
     again = rowshtml.render_rows([copy.deepcopy(_row())], columns)
-    assert again == first and rowshtml.cached_entries() == held
+    assert again == first and len(rowshtml.cache) == held
     assert 'data-contract="AAPL250829P00227500"' in first and ">0.35<" in first
 
 
@@ -54,9 +54,33 @@ def test_changed_rows_columns_or_top_draw_anew() -> None:
     assert fewer.count("<td") + fewer.count("<th") == 2 * 3
 
 
-def test_the_cache_stays_within_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rowshtml, "CACHE_LIMIT_BYTES", 20_000)
-    columns = side_columns("put")
+def test_the_cache_stays_within_its_limit() -> None:
+    cache = rowshtml.HtmlCache(limit_bytes=20_000)
+    draws = []
+
+    def draw(number: int) -> Markup:
+        draws.append(number)
+        return Markup(f"<tr><td>{number}</td></tr>" * 50)
+
     for number in range(200):
-        rowshtml.render_rows([_row(strike=100.0 + number)], columns)
-    assert 0 < rowshtml.cached_bytes() <= 20_000
+        assert cache.get_or_draw(b"%d" % number, lambda n=number: draw(n)).startswith("<tr>")
+    assert 0 < cache.size_bytes <= 20_000 and 0 < len(cache) < 200
+    cache.get_or_draw(b"199", lambda: draw(-1))  # the newest is kept
+    cache.get_or_draw(b"0", lambda: draw(-2))  # the oldest was evicted
+    assert draws[200:] == [-2]
+
+
+def test_a_section_is_drawn_once_per_content() -> None:
+    columns = side_columns("put")
+    calls: list[str] = []
+
+    def macro(view: dict) -> str:
+        calls.append(view["symbol"])
+        return f"<tbody>{view['symbol']} {view['count']}</tbody>"
+
+    view = {"symbol": "AAPL", "count": 2, "columns": columns, "matches": [_row()], "stale": False}
+    first = rowshtml.render_group(view, macro)
+    assert rowshtml.render_group(copy.deepcopy(view), macro) == first == "<tbody>AAPL 2</tbody>"
+    assert rowshtml.render_group({**view, "stale": True}, macro) == first
+    assert rowshtml.render_group({**view, "count": 3}, macro) == "<tbody>AAPL 3</tbody>"
+    assert calls == ["AAPL", "AAPL", "AAPL"]

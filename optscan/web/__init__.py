@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
 
     presentation.init_app(app)
     app.add_template_global(rowshtml.render_rows, "render_rows")
+    app.add_template_global(rowshtml.render_group, "render_group")
     errors.init_app(app)
     for blueprint in (
         auth.bp,

@@ -6,16 +6,16 @@ times slower to render than the rest of it together. This one function is still 
 renderer of rows: the page's sections and the live sections (web/liverows.py) both use it
 through the `group` macro of templates/scans/_rows.html.
 
-The same rows are shown again on every page view until a scan replaces them, so the HTML is
-kept per content (the rows encoded, the columns, top N and expansion) in a bounded cache:
-encoding a symbol's rows costs microseconds, drawing them about a hundred times that.
+The same sections are shown again on every page view until a scan replaces them, so their HTML
+is kept per content (a section's view or its rows, encoded) in a bounded cache: encoding a
+symbol's section costs microseconds, drawing it about a hundred times that.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -28,9 +28,55 @@ from optscan.web.presentation import badge, sort_value
 _TEXT_KINDS = ("text", "date")
 CACHE_LIMIT_BYTES = 8 << 20  # per process; a page of 500 symbols' best rows is about 2 MiB
 
-_cache: OrderedDict[tuple[bytes, tuple[str, ...], int, bool], Markup] = OrderedDict()
-_cache_lock = threading.Lock()
-_cached_bytes = 0
+
+class HtmlCache:
+    """Rendered HTML by content: a bounded least-recently-used map from encoded inputs."""
+
+    def __init__(self, limit_bytes: int = CACHE_LIMIT_BYTES) -> None:
+        self.limit_bytes = limit_bytes
+        self.size_bytes = 0
+        self._entries: OrderedDict[bytes, Markup] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_or_draw(self, key: bytes, draw: Callable[[], Markup]) -> Markup:
+        """Return the HTML drawn for `key` before, or draw and keep it."""
+        with self._lock:
+            html = self._entries.get(key)
+            if html is not None:
+                self._entries.move_to_end(key)
+                return html
+        html = draw()
+        size = len(html) + len(key)
+        if size > self.limit_bytes:
+            return html
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = html
+                self.size_bytes += size
+                while self.size_bytes > self.limit_bytes:
+                    old_key, old = self._entries.popitem(last=False)
+                    self.size_bytes -= len(old) + len(old_key)
+        return html
+
+
+cache = HtmlCache()
+
+
+def render_rows(
+    matches: Sequence[Match], columns: Sequence[Column], top: int = 0, expanded: bool = False
+) -> Markup:
+    """Return the rows' <tr> elements; rows past `top` are marked, and hidden unless expanded."""
+    key = msgspec.json.encode(("rows", matches, [c.name for c in columns], top, expanded))
+    return cache.get_or_draw(key, lambda: _draw(matches, columns, top, expanded))
+
+
+def render_group(view: dict[str, Any], draw: Callable[[dict[str, Any]], Markup]) -> Markup:
+    """Return a symbol's section as `draw` (the template's group macro) renders its view."""
+    key = msgspec.json.encode(("group", view))
+    return cache.get_or_draw(key, lambda: Markup(draw(view)))
 
 
 def _cell(column: Column, value: Any) -> str:
@@ -46,41 +92,6 @@ def _cell(column: Column, value: Any) -> str:
         return f'<td class="col-text" data-v="{escape(sort_value(value))}">{shown}</td>'
     # A number shows as digits, signs, separators and a dash: nothing to escape.
     return f'<td class="num" data-v="{sort_value(value)}">{display(value, column.kind)}</td>'
-
-
-def render_rows(
-    matches: Sequence[Match], columns: Sequence[Column], top: int = 0, expanded: bool = False
-) -> Markup:
-    """Return the rows' <tr> elements; rows past `top` are marked, and hidden unless expanded."""
-    global _cached_bytes
-    key = (msgspec.json.encode(matches), tuple(c.name for c in columns), top, expanded)
-    with _cache_lock:
-        html = _cache.get(key)
-        if html is not None:
-            _cache.move_to_end(key)
-            return html
-    html = _draw(matches, columns, top, expanded)
-    size = len(html) + len(key[0])
-    if size > CACHE_LIMIT_BYTES:
-        return html
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = html
-            _cached_bytes += size
-            while _cached_bytes > CACHE_LIMIT_BYTES:
-                old_key, old = _cache.popitem(last=False)
-                _cached_bytes -= len(old) + len(old_key[0])
-    return html
-
-
-def cached_entries() -> int:
-    """Return how many renderings the cache holds."""
-    return len(_cache)
-
-
-def cached_bytes() -> int:
-    """Return how many bytes the cache holds (HTML and keys)."""
-    return _cached_bytes
 
 
 def _draw(matches: Sequence[Match], columns: Sequence[Column], top: int, expanded: bool) -> Markup:
