@@ -209,3 +209,20 @@ def test_the_call_head_line_shows_the_holding(app, client) -> None:
     # Removing the position removes the call rows priced on it.
     assert client.post("/positions/remove", data={"symbol": "AAPL"}).status_code == 303
     assert page(client, "/?side=call").rows == []
+
+
+def test_the_head_line_shows_the_forward_and_carry_per_expiration(app, client) -> None:
+    started = client.post("/scan", data={**FORM, "side": "put", "force": "1"})
+    assert started.status_code == 202
+    wait_until_idle(client)
+    forwards = app.extensions["optscan"].store.board("put")["AAPL"]["report"]["forwards"]
+    assert len(forwards) >= 2
+    text = client.get("/").text
+    found = re.search(r'class="group-fact group-forward" title="([^"]*)">fwd ([0-9.]+)<', text)
+    assert found is not None
+    title, nearest = found.group(1), found.group(2)
+    first = min(forwards)
+    assert nearest == f"{forwards[first]['forward']:.2f}"
+    for day, entry in forwards.items():
+        # Carry is stored as a fraction per year and shown as percent per year.
+        assert f"{day}: {entry['forward']:.2f} (carry {entry['carry'] * 100:+.1f} %/yr" in title

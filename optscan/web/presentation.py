@@ -173,6 +173,23 @@ def by_reason(failed: dict[str, str]) -> list[tuple[str, list[str]]]:
     return sorted(reasons.items(), key=lambda item: (-len(item[1]), item[0]))
 
 
+def forward_words(forwards: dict[str, dict[str, Any]] | None) -> dict[str, str] | None:
+    """Return the nearest expiration's forward and a line naming every expiration's, or None."""
+    if not forwards:
+        return None
+    days = sorted(forwards)
+    parts = []
+    for day in days:
+        entry = forwards[day]
+        carry = entry.get("carry")
+        # carry is a fraction per year (continuous); shown as percent per year.
+        words = f"carry {carry * 100:+.1f} %/yr" if carry is not None else "carry n/a"
+        if entry.get("source") != "market":
+            words += ", spot fallback"
+        parts.append(f"{day}: {entry['forward']:.2f} ({words})")
+    return {"nearest": f"{forwards[days[0]]['forward']:.2f}", "all": "; ".join(parts)}
+
+
 def group_view(
     group: dict[str, Any],
     *,
@@ -227,6 +244,7 @@ def group_view(
         "count": len(matches),
         "iv30": iv.get("iv30"),
         "iv_words": report_words(iv),
+        "forwards": forward_words(report.get("forwards")),
         "iv_note": iv.get("iv_rank_note"),
         "rules": rules,
         "rules_differ": bool(rules and rules_in_force and rules != rules_in_force),
