@@ -111,8 +111,7 @@ def test_redis_restart_mid_scan_and_mid_stream(
             server.stop()
             down_at = time.monotonic()
             # A page opened during the outage; it retries once Redis is back and the marker
-            # below is in the log. (A retry that races the restart of an empty Redis can miss
-            # the events published before its subscription is back: a known bug.)
+            # below is in the log.
             redis_back = threading.Event()
             late = BrowserStream(url, reconnect_gate=redis_back)
             late.start()

@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "alert",  # published by optscan.notify after a scan: how its alert went
 )  # fmt: skip
 
+# Older than any id XADD can give: where a stream that found the log empty starts from.
+BEFORE_ANY_EVENT = "0-0"
 # A Redis Stream id: milliseconds, dash, sequence number.
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")  # ASCII: \d also matches other scripts
 

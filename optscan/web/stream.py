@@ -26,7 +26,13 @@ from flask import Flask, Response, abort, current_app, has_app_context, jsonify,
 from flask_sse import Message, ServerSentEventsBlueprint
 
 from optscan.extensions import services
-from optscan.store.events import Event, ScanEvents, event_id_key, is_event_id
+from optscan.store.events import (
+    BEFORE_ANY_EVENT,
+    Event,
+    ScanEvents,
+    event_id_key,
+    is_event_id,
+)
 from optscan.web.liverows import RowRenderer
 from optscan.web.sse import CLOSE, RESYNC, FanOut, format_event, peer_closed
 
@@ -177,18 +183,19 @@ class ScanEventStream(ServerSentEventsBlueprint):
             yield opening
             return
         # Where replay starts: the browser's last id, else the newest id read BEFORE
-        # subscribing, so an event published while the subscription starts is replayed.
-        start: str | None = requested if is_event_id(requested) else None
-        trusted = False
-        if start is None:
+        # subscribing, so an event published while the subscription starts is replayed. An
+        # empty log (a new Redis, or one restarted empty) starts before any id: every event
+        # logged later is new to this stream.
+        start = requested if is_event_id(requested) else ""
+        trusted = not start
+        if trusted:
             try:
-                start = events.last_id()
+                start = events.last_id() or BEFORE_ANY_EVENT
             except redis.RedisError as exc:
                 # Browsers retry every few seconds: one line each, not a traceback.
                 logger.warning("SSE stream refused: Redis unavailable (%s)", exc)
                 yield opening
                 return
-            trusted = start is not None
         subscriber = fanout.attach()
         try:
             if not fanout.wait_ready(READY_TIMEOUT_SECONDS):
@@ -198,7 +205,9 @@ class ScanEventStream(ServerSentEventsBlueprint):
             yield opening
             last = start if trusted else None
             try:
-                backlog = events.since(start) if start else []
+                # An id this stream read itself counts even if trimmed since; a browser's
+                # only while the log still holds it.
+                backlog = events.after(start) if trusted else events.since(start)
             except redis.RedisError as exc:
                 logger.warning("SSE replay failed: Redis unavailable (%s)", exc)
                 return
@@ -220,10 +229,7 @@ class ScanEventStream(ServerSentEventsBlueprint):
                         # `last` was sent by this stream: what is newer was missed, even if
                         # Redis lost `last` itself (restarted empty). A browser's id is only
                         # trusted while the log still holds it.
-                        if last is not None:
-                            missed = events.after(last)
-                        else:
-                            missed = events.since(start) if start else []
+                        missed = events.after(last) if last is not None else events.since(start)
                     except redis.RedisError:
                         return
                     for event in missed:
