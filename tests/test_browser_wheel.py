@@ -19,7 +19,11 @@ from optscan.store.watchlist import Watchlist
 from tests.conftest import private_prefix
 from tests.replaydirs import build_replay_dir
 from tests.servers import gunicorn_server
-from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
+from tests.test_browser import (  # noqa: F401 - browser: the Chromium fixture
+    ARTIFACTS,
+    HANG_GUARD_MS,
+    browser,
+)
 from tests.yahoo_emulator import YahooEmulator
 
 pytestmark = pytest.mark.slow
@@ -184,7 +188,7 @@ def test_the_page_works_without_javascript(browser, served) -> None:  # noqa: F8
     page.fill("#rule-top-n", "1")
     page.click("#scan-button")
     assert "with one-off rules" in page.text_content("#scan-outcome")
-    deadline = time.monotonic() + 60  # a hang guard
+    deadline = time.monotonic() + HANG_GUARD_MS / 1000  # a hang guard, not a timing
     while context.request.get(served + "/scan/status").json()["running"]:
         assert time.monotonic() < deadline, "the scan did not end"
         time.sleep(0.05)

@@ -61,8 +61,8 @@ def watch_only(app, symbols: list[str]) -> None:
         watchlist.remove(others)
 
 
-def wait_until_idle(client, timeout: float = 60.0) -> dict:
-    """Poll /scan/status until no scan holds the lock; return the last status."""
+def wait_until_idle(client, timeout: float = 240.0) -> dict:
+    """Poll /scan/status until no scan holds the lock; return the last status (hang guard only)."""
     deadline = time.monotonic() + timeout
     while True:
         status = client.get("/scan/status").get_json()
@@ -510,7 +510,11 @@ def test_a_web_scan_publishes_its_events_in_order(app, client, redis_client) -> 
     assert [(p["index"], p["total"]) for p in progress] == [(1, 3), (2, 3), (3, 3)]
     assert sorted(p["symbol"] for p in progress) == ["AAPL", "BTC-USD", "GOOG"]
     assert progress[-1]["matches_so_far"] == len(stored["matches"])
-    assert all(p["elapsed_s"] >= 0 and p["eta_s"] >= 0 for p in progress)
+    # Elapsed time comes from a monotonic clock: it never goes back, whatever the machine's
+    # speed; with every symbol done nothing is left to estimate. (Exact ETAs: test_live.)
+    elapsed = [p["elapsed_s"] for p in progress]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+    assert progress[-1]["eta_s"] == 0
     finished = log[-1]["data"]
     assert finished["success"] is True and finished["counts"] == stored["counts"]
     assert finished["message"] == stored["message"] and finished["failed"] == {

@@ -6,9 +6,10 @@ times slower to render than the rest of it together. This one function is still 
 renderer of rows: the page's sections and the live sections (web/liverows.py) both use it
 through the `group` macro of templates/scans/_rows.html.
 
-The same sections are shown again on every page view until a scan replaces them, so their HTML
-is kept per content (a section's view or its rows, encoded) in a bounded cache: encoding a
-symbol's section costs microseconds, drawing it about a hundred times that.
+The same sections are shown again on every page view until a scan replaces them, so the page
+keeps each section's HTML per content (its view, encoded) in a bounded cache: encoding a
+symbol's section costs microseconds, drawing it about a hundred times that. Live sections are
+drawn once per event (web/liverows.py keeps them by event id).
 """
 
 from __future__ import annotations
@@ -65,17 +66,10 @@ class HtmlCache:
 cache = HtmlCache()
 
 
-def render_rows(
-    matches: Sequence[Match], columns: Sequence[Column], top: int = 0, expanded: bool = False
-) -> Markup:
-    """Return the rows' <tr> elements; rows past `top` are marked, and hidden unless expanded."""
-    key = msgspec.json.encode(("rows", matches, [c.name for c in columns], top, expanded))
-    return cache.get_or_draw(key, lambda: _draw(matches, columns, top, expanded))
-
-
 def render_group(view: dict[str, Any], draw: Callable[[dict[str, Any]], Markup]) -> Markup:
     """Return a symbol's section as `draw` (the template's group macro) renders its view."""
-    key = msgspec.json.encode(("group", view))
+    # The columns follow from the view's side: the key leaves out their long descriptions.
+    key = msgspec.json.encode({k: v for k, v in view.items() if k != "columns"})
     return cache.get_or_draw(key, lambda: Markup(draw(view)))
 
 
@@ -94,7 +88,10 @@ def _cell(column: Column, value: Any) -> str:
     return f'<td class="num" data-v="{sort_value(value)}">{display(value, column.kind)}</td>'
 
 
-def _draw(matches: Sequence[Match], columns: Sequence[Column], top: int, expanded: bool) -> Markup:
+def render_rows(
+    matches: Sequence[Match], columns: Sequence[Column], top: int = 0, expanded: bool = False
+) -> Markup:
+    """Return the rows' <tr> elements; rows past `top` are marked, and hidden unless expanded."""
     parts = []
     for number, match in enumerate(matches, 1):
         beyond = bool(top) and number > top
